@@ -1,0 +1,21 @@
+# The README's two commands: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup test demo demo-down lint
+
+setup:
+	scripts/setup.sh
+
+test: setup
+	$(PY) -m ruff check bes_exporter probe_pushgateway tests
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) -m bes_exporter.demo up
+
+demo-down:
+	@if [ -x $(PY) ]; then $(PY) -m bes_exporter.demo down; else echo "demo: nothing to stop"; fi
+
+lint: setup
+	$(PY) -m ruff check bes_exporter probe_pushgateway tests

@@ -1,0 +1,3 @@
+"""Prometheus exporter for DIRAC's JobDB, PilotAgentsDB and ResourceStatusDB."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,264 @@
+"""Write DIRAC's JobDB / PilotAgentsDB / JobLoggingDB rows the way DIRAC's own services do.
+
+Each method mirrors one DIRAC action and touches exactly the columns DIRAC touches, including its
+surprises (see "How DIRAC 9.1 itself writes JobDB" in the project's REFERENCE): submission takes
+LastUpdateTime from the Python clock, the heartbeat forces Status='Running' without moving
+LastUpdateTime, ``update=False`` attribute writes leave LastUpdateTime alone, reschedules bump
+RescheduleCounter, kill/delete write no LoggingInfo. Used by the simulator, the tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+FINAL = ("Done", "Completed", "Failed", "Killed")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class Databases:
+    """Database names of one DIRAC instance (ResourceStatusDB only exists for 9.1)."""
+
+    jobdb: str
+    pilotdb: str
+    logdb: str | None = None
+    rssdb: str | None = None
+    generation: str = "9.1"
+
+
+class DiracWriter:
+    """DIRAC's write patterns over one PyMySQL connection (autocommit)."""
+
+    def __init__(self, conn, dbs: Databases, clock=utcnow):
+        self.conn = conn
+        self.dbs = dbs
+        self.clock = clock
+        self.old = dbs.generation == "8.0"
+
+    def _x(self, sql: str, args=()) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.lastrowid
+
+    def _one(self, sql: str, args=()):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    def _log(self, job_id: int, status: str, minor: str, app: str, source: str, when: dt.datetime) -> None:
+        if not self.dbs.logdb:
+            return
+        # JobLoggingDB stores StatusTimeOrder as seconds since DIRAC's MAGIC_EPOC_NUMBER (1270000000).
+        order = when.replace(tzinfo=dt.timezone.utc).timestamp() - 1270000000
+        seq = self._one(
+            f"SELECT COALESCE(MAX(SeqNum), 0) + 1 FROM `{self.dbs.logdb}`.LoggingInfo WHERE JobID=%s", (job_id,)
+        )[0]
+        self._x(
+            f"INSERT INTO `{self.dbs.logdb}`.LoggingInfo (JobID, SeqNum, Status, MinorStatus, ApplicationStatus,"
+            " StatusTime, StatusTimeOrder, StatusSource) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+            (job_id, seq, status, minor, app, when, order, source),
+        )
+
+    # ---- jobs -------------------------------------------------------------------------------------
+
+    def submit(self, *, site: str = "ANY", job_group: str = "00000000", owner: str = "bes_user",
+               owner_group: str = "bes_user", job_name: str = "bes_job", when: dt.datetime | None = None) -> int:
+        """JobManager submission: JDL row, Jobs row in Received with LUT = SubmissionTime (Python clock)."""
+        when = when or self.clock()
+        jdl = f'[ JobName = "{job_name}"; JobGroup = "{job_group}"; Site = "{site}"; ]'
+        job_id = self._x(
+            f"INSERT INTO `{self.dbs.jobdb}`.JobJDLs (JDL, JobRequirements, OriginalJDL) VALUES (%s, '', %s)",
+            (jdl, jdl),
+        )
+        cols = ["JobID", "JobGroup", "Site", "JobName", "Owner", "OwnerGroup", "SubmissionTime",
+                "LastUpdateTime", "Status", "MinorStatus", "ApplicationStatus"]
+        vals = [job_id, job_group, site, job_name, owner, owner_group, when, when, "Received",
+                "Job accepted", "Unknown"]
+        if not self.old:
+            cols.append("VO")
+            vals.append("bes")
+        self._x(
+            f"INSERT INTO `{self.dbs.jobdb}`.Jobs ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
+            vals,
+        )
+        self._log(job_id, "Received", "Job accepted", "Unknown", "JobManager", when)
+        return job_id
+
+    def set_status(self, job_id: int, status: str | None = None, minor: str | None = None,
+                   app: str | None = None, *, source: str = "JobWrapper", when: dt.datetime | None = None) -> None:
+        """JobStatusUtility: Status rewritten, Minor/App if given, LUT always; first Running sets
+        StartExecTime, first final state sets EndExecTime; one LoggingInfo record."""
+        when = when or self.clock()
+        cur_status, cur_minor, cur_app = self._one(
+            f"SELECT Status, MinorStatus, ApplicationStatus FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,)
+        )
+        status = status or cur_status
+        sets = ["Status=%s", "LastUpdateTime=%s"]
+        args: list = [status, when]
+        if minor is not None:
+            sets.append("MinorStatus=%s")
+            args.append(minor)
+        if app is not None:
+            sets.append("ApplicationStatus=%s")
+            args.append(app)
+        if status == "Running":
+            sets.append("StartExecTime=COALESCE(StartExecTime, %s)")
+            args.append(when)
+        if status in FINAL:
+            sets.append("EndExecTime=COALESCE(EndExecTime, %s)")
+            args.append(when)
+        self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET {', '.join(sets)} WHERE JobID=%s", [*args, job_id])
+        self._log(job_id, status, minor if minor is not None else cur_minor,
+                  app if app is not None else cur_app, source, when)
+
+    def set_attributes(self, job_id: int, *, update: bool = True, when: dt.datetime | None = None,
+                       **attrs) -> None:
+        """JobDB.setJobAttributes: with update=True LUT moves too, with update=False it does not."""
+        sets = [f"{k}=%s" for k in attrs]
+        args = list(attrs.values())
+        if update:
+            sets.append("LastUpdateTime=%s")
+            args.append(when or self.clock())
+        self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET {', '.join(sets)} WHERE JobID=%s", [*args, job_id])
+
+    def optimize(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """Optimizer chain: Checking, then Waiting (each a Status+LUT statement and a log record)."""
+        for status, minor in (("Checking", "JobSanity"), ("Waiting", "Pilot Agent Submission")):
+            when_i = when or self.clock()
+            self.set_attributes(job_id, Status=status, when=when_i)
+            self.set_attributes(job_id, MinorStatus=minor, when=when_i)
+            self._log(job_id, status, minor, "Unknown", "Optimizers", when_i)
+
+    def match(self, job_id: int, site: str, *, when: dt.datetime | None = None) -> None:
+        """Matcher: Status Matched with LUT, then Site and MinorStatus 'Assigned' with LUT."""
+        when = when or self.clock()
+        self.set_attributes(job_id, Status="Matched", when=when)
+        self.set_attributes(job_id, Site=site, MinorStatus="Assigned", when=when)
+        self._log(job_id, "Matched", "Assigned", "Unknown", "Matcher", when)
+
+    def set_host(self, job_id: int, host: str) -> None:
+        """Watchdog's HostName job parameter (MySQL JobParameters exists up to DIRAC 9.0 only)."""
+        if self.old:
+            self._x(
+                f"REPLACE INTO `{self.dbs.jobdb}`.JobParameters (JobID, Name, Value) VALUES (%s,'HostName',%s)",
+                (job_id, host),
+            )
+
+    def heartbeat(self, job_id: int, *, when: dt.datetime | None = None, load: float = 1.0) -> None:
+        """setHeartBeatData: HeartBeatTime and HeartBeatLoggingInfo, Status forced to Running, no LUT."""
+        when = when or self.clock()
+        self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET HeartBeatTime=%s, Status='Running' WHERE JobID=%s",
+                (when, job_id))
+        self._x(
+            f"INSERT IGNORE INTO `{self.dbs.jobdb}`.HeartBeatLoggingInfo (JobID, Name, Value, HeartBeatTime)"
+            " VALUES (%s,'LoadAverage',%s,%s)",
+            (job_id, str(load), when),
+        )
+
+    def stall(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """StalledJobAgent: Stalled (Status, then MinorStatus; two statements with LUT)."""
+        when = when or self.clock()
+        self.set_attributes(job_id, Status="Stalled", when=when)
+        self.set_attributes(job_id, MinorStatus="Job stalled: pilot not running", when=when)
+        self._log(job_id, "Stalled", "Job stalled: pilot not running", "Unknown", "StalledJobAgent", when)
+
+    def fail_stalled(self, job_id: int, *, minor: str = "Job stalled: pilot not running",
+                     when: dt.datetime | None = None) -> None:
+        """StalledJobAgent: Stalled past its limit -> Failed (Status, then MinorStatus, with LUT)."""
+        when = when or self.clock()
+        self.set_attributes(job_id, Status="Failed", when=when)
+        self.set_attributes(job_id, MinorStatus=minor, when=when)
+        self._log(job_id, "Failed", minor, "Unknown", "StalledJobAgent", when)
+
+    def reschedule(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """Reschedule: Status=Received, counter+1, 'Job Rescheduled', RescheduleTime=LUT; times kept."""
+        when = when or self.clock()
+        self.set_attributes(job_id, update=False, Status="Received")
+        self._x(
+            f"UPDATE `{self.dbs.jobdb}`.Jobs SET RescheduleCounter=RescheduleCounter+1, MinorStatus=%s,"
+            " RescheduleTime=%s, LastUpdateTime=%s WHERE JobID=%s",
+            ("Job Rescheduled", when, when, job_id),
+        )
+        self._log(job_id, "Received", "Job Rescheduled", "Unknown", "JobManager", when)
+
+    def kill(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """JobDB.setJobStatus Killed: Status/Minor with LUT, no LoggingInfo."""
+        self.set_attributes(job_id, Status="Killed", MinorStatus="Marked for termination", when=when)
+
+    def delete(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """Deletion phase 1: Status Deleted with LUT."""
+        self.set_attributes(job_id, Status="Deleted", when=when)
+
+    def remove(self, job_id: int) -> None:
+        """Deletion phase 2: rows removed from JobDB tables (pilots stay)."""
+        tables = ["HeartBeatLoggingInfo", "OptimizerParameters", "AtticJobParameters", "InputData", "JobCommands"]
+        if self.old:
+            tables.append("JobParameters")
+        for table in tables:
+            self._x(f"DELETE FROM `{self.dbs.jobdb}`.{table} WHERE JobID=%s", (job_id,))
+        self._x(f"DELETE FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,))
+        self._x(f"DELETE FROM `{self.dbs.jobdb}`.JobJDLs WHERE JobID=%s", (job_id,))
+
+    def run_to(self, job_id: int, site: str, final: str = "Done", minor: str = "Execution Complete",
+               host: str | None = None, heartbeat: bool = True, when: dt.datetime | None = None) -> None:
+        """A whole life after submission: optimizers, match, Running (+host, heartbeat), final."""
+        self.optimize(job_id, when=when)
+        self.match(job_id, site, when=when)
+        self.set_status(job_id, "Running", "Application", "Running", when=when)
+        if host:
+            self.set_host(job_id, host)
+        if heartbeat:
+            self.heartbeat(job_id, when=when)
+        self.set_status(job_id, final, minor, "Finished" if final == "Done" else "Error", when=when)
+
+    # ---- pilots -----------------------------------------------------------------------------------
+
+    def submit_pilot(self, site: str, ce: str, queue: str = "default", *, when: dt.datetime | None = None,
+                     status: str = "Submitted") -> int:
+        when = when or self.clock()
+        cols = {"PilotJobReference": f"htcondorce://{ce}/{self._ref()}", "DestinationSite": ce, "Queue": queue,
+                "GridSite": site, "GridType": "HTCondorCE", "SubmissionTime": when, "LastUpdateTime": when,
+                "Status": status}
+        if self.old:
+            cols.update(OwnerDN="/DC=cn/OU=bes/CN=pilot", OwnerGroup="bes_pilot")
+        else:
+            cols["VO"] = "bes"
+        return self._x(
+            f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
+            f" VALUES ({', '.join(['%s'] * len(cols))})",
+            list(cols.values()),
+        )
+
+    def _ref(self) -> str:
+        self._refs = getattr(self, "_refs", 0) + 1
+        return f"{id(self):x}{self._refs}"
+
+    def set_pilot_status(self, pilot_id: int, status: str, reason: str = "Unknown", *,
+                         when: dt.datetime | None = None) -> None:
+        self._x(
+            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status=%s, StatusReason=%s, LastUpdateTime=%s"
+            " WHERE PilotID=%s",
+            (status, reason, when or self.clock(), pilot_id),
+        )
+
+    # ---- site status ------------------------------------------------------------------------------
+
+    def set_site_status(self, site: str, status: str, reason: str = "", *, when: dt.datetime | None = None) -> None:
+        """SiteMask (old JobDB: Active/Banned) or ResourceStatusDB.SiteStatus (new DIRAC)."""
+        when = when or self.clock()
+        if self.old:
+            self._x(
+                f"REPLACE INTO `{self.dbs.jobdb}`.SiteMask (Site, Status, LastUpdateTime, Author, Comment)"
+                " VALUES (%s,%s,%s,'bes-simulate',%s)",
+                (site, status, when, reason),
+            )
+        elif self.dbs.rssdb:
+            self._x(
+                f"REPLACE INTO `{self.dbs.rssdb}`.SiteStatus (Name, StatusType, VO, Status, Reason, DateEffective,"
+                " ElementType, LastCheckTime) VALUES (%s,'all','all',%s,%s,%s,'Site',%s)",
+                (site, status, reason or "Unspecified", when, when),
+            )

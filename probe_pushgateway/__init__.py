@@ -1,0 +1,1 @@
+"""Worker-node probe pushing to a Prometheus Pushgateway, and the agents that send it to every site."""
