@@ -2,12 +2,16 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup test demo demo-down lint
+.PHONY: setup dirac test demo demo-down lint
 
 setup:
 	scripts/setup.sh
 
-test: setup
+# DIRAC client (probe agents, fidelity tests): scripts/install-dirac.sh, stamped, instant on reruns.
+dirac: setup
+	scripts/install-dirac.sh
+
+test: setup dirac
 	$(PY) -m ruff check bes_exporter probe_pushgateway tests
 	$(PY) -m pytest -q tests
 
