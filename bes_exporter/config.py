@@ -1,0 +1,172 @@
+"""The exporter's YAML configuration: every key validated, one-line errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PASSWORD_ENV = "BES_EXPORTER_DB_PASSWORD"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line that names the file and key and says the fix."""
+
+
+# key -> (type(s), default). A dict value is a nested section.
+SCHEMA: dict[str, Any] = {
+    "database": {
+        "host": (str, "127.0.0.1"),
+        "port": (int, 3306),
+        "user": (str, "dirac_monitor"),
+        "password": (str, None),
+        "password_file": (str, None),
+        "jobdb": (str, "JobDB"),
+        "pilotdb": (str, "PilotAgentsDB"),
+        "rssdb": (str, "ResourceStatusDB"),
+        "connect_timeout": ((int, float), 5),
+        "query_timeout": ((int, float), 10),
+        "ssl": {
+            "ca": (str, None),
+            "cert": (str, None),
+            "key": (str, None),
+        },
+    },
+    "probes": {
+        "job_group": (str, "bes_probe"),
+    },
+    "jobs": {
+        "overlap_seconds": (int, 120),
+        "resync_seconds": (int, 300),
+        "finished_retention_seconds": (int, 3600),
+        "page_rows": (int, 5000),
+        "max_rows_per_scrape": (int, 200000),
+    },
+    "hosts": {
+        "window_seconds": (int, 86400),
+        "max_per_site": (int, 500),
+        "fast_failure_seconds": (int, 300),
+    },
+    "instance": (str, None),
+}
+
+_IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _type_name(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join({int: "integer", float: "number", str: "string"}[t] for t in types)
+
+
+def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: '{path or 'top level'}' must be a mapping of keys; fix the indentation")
+    unknown = sorted(set(data) - set(schema), key=str)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(f"{where}: unknown key '{key}'; known keys here: {', '.join(sorted(schema))}")
+    out: dict[str, Any] = {}
+    for key, spec in schema.items():
+        full = f"{path}.{key}" if path else key
+        if isinstance(spec, dict):
+            out[key] = _apply(spec, data.get(key), full, where)
+            continue
+        types, default = spec
+        value = data.get(key, default)
+        if value is None:
+            out[key] = None
+            continue
+        allowed = types if isinstance(types, tuple) else (types,)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ConfigError(f"{where}: '{full}' must be a {_type_name(types)}, got {type(value).__name__}"
+                              f" {str(value)[:40]!r}")
+        if isinstance(value, (int, float)) and value < 0:
+            raise ConfigError(f"{where}: '{full}' must not be negative, got {value}")
+        out[key] = value
+    return out
+
+
+@dataclass
+class Config:
+    """Validated configuration (all sections with defaults filled in)."""
+
+    database: dict
+    probes: dict
+    jobs: dict
+    hosts: dict
+    instance: str | None = None
+    source: str = "<defaults>"
+    password: str = field(default="", repr=False)
+
+
+def _check_identifiers(cfg: dict, where: str) -> None:
+    for key in ("jobdb", "pilotdb", "rssdb"):
+        name = cfg["database"][key]
+        if not name or not set(name) <= _IDENT_OK | {"-"} or len(name) > 64:
+            raise ConfigError(f"{where}: 'database.{key}' must be a database name of letters, digits, _ or -;"
+                              f" got {name[:40]!r}")
+    for key, minimum in (("port", 1), ("connect_timeout", 0.1), ("query_timeout", 0.1)):
+        if cfg["database"][key] < minimum:
+            raise ConfigError(f"{where}: 'database.{key}' must be at least {minimum}")
+    if cfg["database"]["port"] > 65535:
+        raise ConfigError(f"{where}: 'database.port' must be at most 65535")
+    if cfg["jobs"]["page_rows"] < 100:
+        raise ConfigError(f"{where}: 'jobs.page_rows' must be at least 100")
+    if cfg["hosts"]["max_per_site"] < 1:
+        raise ConfigError(f"{where}: 'hosts.max_per_site' must be at least 1")
+
+
+def _read_password(cfg: dict, where: str) -> str:
+    env = os.environ.get(PASSWORD_ENV)
+    if env is not None:
+        return env
+    db = cfg["database"]
+    if db["password"] is not None and db["password_file"] is not None:
+        raise ConfigError(f"{where}: set only one of 'database.password' and 'database.password_file'")
+    if db["password_file"]:
+        path = Path(db["password_file"])
+        try:
+            mode = path.stat().st_mode
+            secret = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: 'database.password_file' {path}: {exc.strerror}; "
+                              "point it at a readable file holding the password") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            import logging
+
+            logging.getLogger("bes_exporter").warning(
+                "database.password_file %s is readable by group/others; chmod 600 it", path)
+        return secret
+    return db["password"] or ""
+
+
+def parse(data: Any, where: str = "<config>") -> Config:
+    cfg = _apply(SCHEMA, data, "", where)
+    _check_identifiers(cfg, where)
+    password = _read_password(cfg, where)
+    return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
+                  instance=cfg["instance"], source=where, password=password)
+
+
+def load(path: str | None) -> Config:
+    """Load and validate a config file (``None``: defaults only)."""
+    if path is None:
+        return parse({}, "<defaults>")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config.file {path}: {exc.strerror}; give the path of a readable YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{at} ({problem}); fix the syntax") from None
+    return parse(data, path)

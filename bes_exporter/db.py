@@ -1,0 +1,88 @@
+"""One read-only PyMySQL connection to DIRAC's databases, with connect and per-statement timeouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pymysql
+
+from .config import Config
+
+log = logging.getLogger("bes_exporter")
+
+
+class DatabaseError(Exception):
+    """The database could not be reached or a statement failed; the message never holds the password."""
+
+
+class Database:
+    """Lazily (re)connected connection; every statement is bounded by ``query_timeout``."""
+
+    def __init__(self, config: Config):
+        self.cfg = config.database
+        self._password = config.password
+        self.conn: pymysql.connections.Connection | None = None
+        self.mariadb = True
+
+    def _connect(self) -> pymysql.connections.Connection:
+        db = self.cfg
+        ssl = {k: v for k, v in (db.get("ssl") or {}).items() if v}
+        timeout = float(db["query_timeout"])
+        try:
+            conn = pymysql.connect(
+                host=db["host"], port=db["port"], user=db["user"], password=self._password,
+                connect_timeout=db["connect_timeout"], read_timeout=timeout + 2, write_timeout=timeout + 2,
+                autocommit=True, charset="utf8mb4", ssl=ssl or None,
+            )
+        except pymysql.MySQLError as exc:
+            raise DatabaseError(f"cannot connect to {db['user']}@{db['host']}:{db['port']}: {_reason(exc)}") from None
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            self.mariadb = "mariadb" in cur.fetchone()[0].lower()
+            if self.mariadb:
+                cur.execute(f"SET SESSION max_statement_time = {timeout:.3f}")
+            else:
+                cur.execute(f"SET SESSION max_execution_time = {int(timeout * 1000)}")
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket
+                pass
+            self.conn = None
+
+    def ensure(self) -> None:
+        if self.conn is None:
+            self.conn = self._connect()
+
+    def query(self, sql: str, args=None) -> list[tuple]:
+        """Run one statement; on any error the connection is dropped and DatabaseError raised."""
+        self.ensure()
+        assert self.conn is not None
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        except pymysql.MySQLError as exc:
+            self.close()
+            raise DatabaseError(_reason(exc)) from None
+
+    def now(self) -> dt.datetime:
+        """The database's UTC clock, the reference for watermarks and ages."""
+        return self.query("SELECT UTC_TIMESTAMP()")[0][0]
+
+    def tables(self, schema: str) -> set[str]:
+        rows = self.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+        return {r[0] for r in rows}
+
+
+def _reason(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    return str(exc) or type(exc).__name__
+

@@ -1,0 +1,12 @@
+"""The one table of scrapers; ``--collect.<name>`` / ``--no-collect.<name>`` flags come from it."""
+
+from __future__ import annotations
+
+from .finished import Finished
+from .heartbeat import Heartbeat
+from .jobs import Jobs
+from .site_status import SiteStatus
+from .wait import Wait
+
+# Order matters a little: `jobs` and `site_status` first learn the known sites that counters zero-fill.
+SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat)

@@ -1,0 +1,54 @@
+"""dirac_jobs_finished_total{site,status} and dirac_jobs_failed_total{site,reason}.
+
+Counted from the job tracker's changes (window over LastUpdateTime, see ``tracker``): each job life
+once, when it is first seen final. Zero-initialised for every known site so ``increase()`` works from
+the first failure on. Probe jobs are not counted here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily
+
+from ..labels import FAIL_REASONS, FINAL_STATES, PLACEHOLDER_SITES, fail_reason, site_label
+from .base import Context, Scraper
+
+
+class Finished(Scraper):
+    name = "finished"
+    help = "Jobs reaching a final status, and failures by reason (counters)."
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.finished: dict[tuple[str, str], int] = {}
+        self.failed: dict[tuple[str, str], int] = {}
+
+    def scrape(self, ctx: Context):
+        error = None
+        try:
+            for event in ctx.changes().finished:
+                if event.probe:
+                    continue
+                site = site_label(event.site)
+                if site not in PLACEHOLDER_SITES and site != "invalid":
+                    ctx.shared.sites.add(site)
+                key = (site, event.status)
+                self.finished[key] = self.finished.get(key, 0) + 1
+                if event.status == "Failed":
+                    key = (site, fail_reason(event.minor))
+                    self.failed[key] = self.failed.get(key, 0) + 1
+        except Exception as exc:  # still export what was counted so far
+            error = exc
+        sites = ctx.shared.sites | {s for s, _ in self.finished}
+        fin = CounterMetricFamily("dirac_jobs_finished", "Jobs that reached a final status, each job life once.",
+                                  labels=["site", "status"])
+        fail = CounterMetricFamily("dirac_jobs_failed", "Failed jobs by normalised MinorStatus.",
+                                   labels=["site", "reason"])
+        for site in sorted(sites):
+            for status in FINAL_STATES:
+                fin.add_metric([site, status], self.finished.get((site, status), 0))
+            for reason in FAIL_REASONS:
+                fail.add_metric([site, reason], self.failed.get((site, reason), 0))
+        yield fin
+        yield fail
+        if error is not None:
+            raise error

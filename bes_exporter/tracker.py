@@ -1,0 +1,190 @@
+"""Incremental reader of JobDB.Jobs: which jobs started and which job lives ended since last time.
+
+Reads only rows whose LastUpdateTime is in a sliding window (index ``LastUpdateTime``), keyset-paged,
+and, every ``jobs.resync_seconds``, the IDs of active jobs (index ``Status``, covering). Never the
+history of finished jobs. The rules it implements, given how DIRAC writes (see README, "How it reads
+DIRAC"):
+
+* LastUpdateTime comes from the Python clock and is not in commit order, so each window starts
+  ``overlap`` seconds before the previous collection's database time and rows are de-duplicated.
+* A job *life* is (JobID, RescheduleCounter). A life is counted once, when it is first seen in a final
+  state (Done, Completed, Failed, Killed). A reschedule starts a new life; a heartbeat that flips a
+  finished job back to Running does not (within ``finished_retention_seconds``).
+* A final row is counted only for a job the tracker saw active before, or one submitted inside the
+  window; a job that was already final before the exporter started is never counted.
+* Some writes change Status without moving LastUpdateTime (heartbeat, update=False attributes): the
+  periodic resync of active IDs catches those.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .db import Database
+from .labels import ACTIVE_STATES, FINAL_STATES
+
+CHANGED_SQL = """
+SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
+       SubmissionTime, StartExecTime, EndExecTime
+FROM `{jobdb}`.Jobs
+WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s)
+ORDER BY LastUpdateTime, JobID
+LIMIT %(limit)s
+"""
+
+ACTIVE_IDS_SQL = """
+SELECT JobID FROM `{jobdb}`.Jobs WHERE Status IN ({states})
+"""
+
+
+@dataclass
+class Finished:
+    job_id: int
+    site: str
+    status: str
+    minor: str
+    probe: bool
+    start: dt.datetime | None
+    end: dt.datetime | None
+    lut: dt.datetime
+
+
+@dataclass
+class Started:
+    site: str
+    wait_seconds: float
+    probe: bool
+
+
+@dataclass
+class Changes:
+    """What one collection learned: job lives that ended, jobs that started."""
+
+    finished: list[Finished] = field(default_factory=list)
+    started: list[Started] = field(default_factory=list)
+    rows: int = 0
+    caught_up: bool = True
+
+
+class _Life:
+    __slots__ = ("seen", "rc", "closed", "started")
+
+    def __init__(self, seen: dt.datetime, rc: int | None, closed: bool = False, started: bool = False):
+        self.seen = seen
+        self.rc = rc
+        self.closed = closed
+        self.started = started
+
+
+class JobTracker:
+    """State that survives between collections; ``update`` is called with the collector lock held."""
+
+    def __init__(self, jobdb: str, probe_group: str, overlap: int, resync: int, retention: int,
+                 page_rows: int, max_rows: int):
+        self.jobdb = jobdb
+        self.probe_group = probe_group
+        self.overlap = dt.timedelta(seconds=overlap)
+        self.resync_every = dt.timedelta(seconds=resync)
+        self.retention = dt.timedelta(seconds=max(retention, 2 * overlap))
+        self.page_rows = page_rows
+        self.max_rows = max(max_rows, page_rows)
+        self.lives: dict[int, _Life] = {}
+        self.prev_start: dt.datetime | None = None  # DB time at the start of the last good collection
+        self.cursor: tuple[dt.datetime, int] | None = None  # resume point inside a backlog
+        self.born_after: dt.datetime | None = None
+        self.last_resync: dt.datetime | None = None
+        self._sql = CHANGED_SQL.format(jobdb=jobdb)
+        self._active_sql = ACTIVE_IDS_SQL.format(
+            jobdb=jobdb, states=", ".join(f"'{s}'" for s in ACTIVE_STATES))
+
+    def update(self, db: Database, now: dt.datetime) -> Changes:
+        changes = Changes()
+        first = self.prev_start is None
+        if first:  # LastUpdateTime has 1 s resolution: a job of this very second counts as older
+            self.born_after = now + dt.timedelta(seconds=1)
+            self._resync(db, now)
+            low = (now - self.overlap, 0)
+        else:
+            fresh = self.prev_start - self.overlap
+            if self.cursor is not None and self.cursor[0] < fresh:
+                low = self.cursor
+            else:
+                low = (fresh, 0)
+                self.born_after = fresh
+        key = low
+        budget = self.max_rows
+        try:
+            while True:
+                rows = db.query(self._sql, {"lut": key[0], "job": key[1], "limit": self.page_rows})
+                for row in rows:
+                    self._row(row, now, changes)
+                changes.rows += len(rows)
+                if rows:
+                    key = (rows[-1][6], rows[-1][0])
+                budget -= len(rows)
+                if len(rows) < self.page_rows:
+                    self.cursor = None
+                    break
+                if budget <= 0:
+                    self.cursor = key
+                    changes.caught_up = False
+                    break
+        except Exception:
+            self.cursor = key if key != low else self.cursor
+            raise
+        if not first and (self.last_resync is None or now - self.last_resync >= self.resync_every):
+            self._resync(db, now)
+        self.prev_start = now
+        return changes
+
+    def _row(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
+        job_id, site, status, minor, group, rc, lut, submitted, start, end = row
+        life = self.lives.get(job_id)
+        probe = group == self.probe_group
+        if status in FINAL_STATES:
+            if life is not None and life.rc == rc and life.closed:
+                life.seen = now
+                return
+            known = life is not None or (submitted is not None and submitted >= self.born_after)
+            if life is None:
+                life = self.lives[job_id] = _Life(now, rc)
+            self._started(life, site, submitted, start, probe, changes)
+            life.seen, life.rc, life.closed = now, rc, True
+            if known:
+                changes.finished.append(Finished(job_id, site, status, minor, probe, start, end, lut))
+            return
+        if status not in ACTIVE_STATES:  # Deleted: gone for good, nothing more to count
+            if life is not None:
+                life.seen, life.closed = now, True
+            else:
+                self.lives[job_id] = _Life(now, rc, closed=True)
+            return
+        if life is None:
+            life = self.lives[job_id] = _Life(now, rc)
+        elif life.rc != rc:  # rescheduled: a new life
+            life.rc, life.closed = rc, False
+        life.seen = now
+        self._started(life, site, submitted, start, probe, changes)
+
+    def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes) -> None:
+        if life.started or start is None or submitted is None:
+            return
+        life.started = True
+        if self.born_after is not None and start >= self.born_after and start >= submitted:
+            changes.started.append(Started(site, (start - submitted).total_seconds(), probe))
+
+    def _resync(self, db: Database, now: dt.datetime) -> None:
+        """Confirm active jobs (catching status changes that did not move LastUpdateTime); prune."""
+        for (job_id,) in db.query(self._active_sql):
+            life = self.lives.get(job_id)
+            if life is None:
+                self.lives[job_id] = _Life(now, None, started=self.prev_start is None)
+            else:
+                life.seen = now
+        self.last_resync = now
+        stale_active = now - 2 * self.resync_every - self.overlap
+        stale_closed = now - self.retention
+        for job_id in [j for j, life in self.lives.items()
+                       if life.seen < (stale_closed if life.closed else stale_active)]:
+            del self.lives[job_id]

@@ -1,0 +1,116 @@
+"""The JobDB scrapers on DIRAC's real schemas (both generations): exact values after scripted
+transitions written the way DIRAC writes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from metrics_util import Exporter
+
+IHEP, UCAS = "BES.IHEP-PBS.cn", "BES.UCAS.cn"
+
+
+def test_active_jobs_by_site_and_status_probe_jobs_apart(dirac):
+    w = dirac.writer
+    waiting = [w.submit() for _ in range(3)]
+    for j in waiting:
+        w.optimize(j)
+    running = w.submit()
+    w.optimize(running)
+    w.match(running, IHEP)
+    w.set_status(running, "Running", "Application", "Running")
+    probe = w.submit(job_group="bes_probe")
+    w.optimize(probe)
+    w.match(probe, UCAS)
+    s = Exporter(dirac.config()).scrape()
+    assert s.v("dirac_up") == 1
+    assert s.v("dirac_jobs", site="ANY", status="Waiting") == 3
+    assert s.v("dirac_jobs", site=IHEP, status="Running") == 1
+    assert s.v("dirac_jobs", site=IHEP, status="Waiting") == 0
+    assert s.v("dirac_jobs", site=UCAS, status="Matched") == 0  # the probe job is not a site statistic
+    assert s.v("dirac_probe_jobs", site=UCAS, status="Matched") == 1
+    for name in ("jobs", "finished", "wait", "heartbeat", "site_status"):
+        assert s.v("dirac_exporter_collector_success", collector=name) == 1, name
+
+
+def test_finished_counted_once_per_life_same_second_and_reasons(dirac):
+    w = dirac.writer
+    exp = Exporter(dirac.config())
+    before = [w.submit() for _ in range(2)]
+    w.run_to(before[0], IHEP, "Done")  # final before the exporter's first look: never counted
+    exp.scrape()
+    jobs = [w.submit() for _ in range(6)]
+    second = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    # all in the same second, as DIRAC's Python clock writes them
+    w.run_to(jobs[0], IHEP, "Done", when=second)
+    w.run_to(jobs[1], IHEP, "Done", when=second)
+    w.run_to(jobs[2], IHEP, "Failed", "Application Finished With Errors", when=second)
+    w.run_to(jobs[3], IHEP, "Failed", "Stalling for more than 4500 sec", when=second)
+    w.run_to(jobs[4], UCAS, "Failed", "something nobody listed 42", when=second)
+    w.run_to(before[1], UCAS, "Done")
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 2
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
+    assert s.v("dirac_jobs_finished_total", site=UCAS, status="Done") == 1
+    assert s.v("dirac_jobs_failed_total", site=IHEP, reason="application_error") == 1
+    assert s.v("dirac_jobs_failed_total", site=IHEP, reason="stalling") == 1
+    assert s.v("dirac_jobs_failed_total", site=UCAS, reason="Other") == 1
+    # re-reading the overlap window, a Minor-only update of a Done job and a second scrape change nothing
+    w.set_status(jobs[0], minor="Requests done")
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 2
+    # a heartbeat after Done flips it to Running without moving LastUpdateTime; the next Done is the same life
+    w.heartbeat(jobs[1])
+    w.set_status(jobs[1], "Done", "Execution Complete")
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 2
+    # a reschedule starts a new life, which is counted again when it ends
+    w.reschedule(jobs[2])
+    exp.scrape()
+    w.run_to(jobs[2], IHEP, "Done")
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 3
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
+    # killed, and deleted jobs
+    w.kill(jobs[5])
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 1
+    w.delete(jobs[5])
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 1
+
+
+def test_zero_initialised_for_known_sites(dirac):
+    w = dirac.writer
+    j = w.submit()
+    w.optimize(j)
+    w.match(j, UCAS)
+    w.set_site_status(IHEP, "Active")
+    s = Exporter(dirac.config()).scrape()
+    for site in (IHEP, UCAS):
+        for status in ("Done", "Completed", "Failed", "Killed"):
+            assert s.v("dirac_jobs_finished_total", site=site, status=status) == 0
+        assert s.v("dirac_jobs_failed_total", site=site, reason="Other") == 0
+    assert s.v("dirac_site_status", site=IHEP, status="Active") == 1
+    assert s.v("dirac_site_status", site=IHEP, status="Banned") == 0
+    assert ("dirac_jobs_finished_total", frozenset({("site", "ANY"), ("status", "Done")})) not in s
+
+
+def test_wait_histogram_and_heartbeat_age(dirac):
+    w = dirac.writer
+    exp = Exporter(dirac.config())
+    exp.scrape()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    j = w.submit(when=now - dt.timedelta(seconds=1000))
+    w.optimize(j)
+    w.match(j, IHEP)
+    w.set_status(j, "Running", "Application", "Running", when=now)
+    w.heartbeat(j, when=now - dt.timedelta(seconds=4000))
+    s = exp.scrape()
+    assert s.v("dirac_job_wait_seconds_count", site=IHEP) == 1
+    assert s.v("dirac_job_wait_seconds_bucket", site=IHEP, le="900.0") == 0
+    assert s.v("dirac_job_wait_seconds_bucket", site=IHEP, le="1800.0") == 1
+    assert 3990 < s.v("dirac_running_jobs_heartbeat_age_seconds_gsum", site=IHEP) < 4100
+    assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="3600") == 0
+    assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="4500") == 1
+    assert s.v("dirac_running_jobs_heartbeat_age_seconds_gcount", site=IHEP) == 1
