@@ -73,8 +73,7 @@ class DiracCollector:
             if time.monotonic() > deadline:
                 ctx.db = _Unreachable("skipped: the scrape already took 2 x database.query_timeout")
             try:
-                for fam in scraper.scrape(ctx):
-                    yield fam
+                yield from scraper.scrape(ctx)
                 ok = 1
                 self._note(scraper.name, None)
             except Exception as exc:  # noqa: BLE001 - one scraper never hides the others

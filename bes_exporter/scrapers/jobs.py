@@ -47,7 +47,7 @@ class Jobs(Scraper):
             for status in ACTIVE_STATES:
                 jobs.add_metric([site, status], max(counts.get((site, status), 0), 0))
         yield jobs
-        probe = GaugeMetricFamily("dirac_probe_jobs", "Probe jobs (JobGroup probes.job_group) in each non-final status.",
+        probe = GaugeMetricFamily("dirac_probe_jobs", "Probe jobs (JobGroup probes.job_group) in each active status.",
                                   labels=["site", "status"])
         for (site, status), n in sorted(probes.items()):
             probe.add_metric([site, status], n)
