@@ -71,11 +71,11 @@ def ce_label(ce: str | None) -> str:
 
 def host_label(host: str | None) -> str:
     """A worker-node name, lower case and stripped; anything that is not a host name is ``unknown``."""
-    if not isinstance(host, str):
+    if not isinstance(host, str) or not host.isascii():  # before lower(): the Kelvin sign lowers to "k"
         return "unknown"
     host = host.strip().lower().rstrip(".")
     if not host or len(host) > 253:
         return "unknown"
-    if all(_HOST_LABEL.match(part) for part in host.split(".")):
+    if all(_HOST_LABEL.fullmatch(part) for part in host.split(".")):  # fullmatch: "$" would pass "a\n"
         return host
     return "unknown"
