@@ -150,6 +150,8 @@ def parse(data: Any, where: str = "<config>") -> Config:
     cfg = _apply(SCHEMA, data, "", where)
     _check_identifiers(cfg, where)
     password = _read_password(cfg, where)
+    if cfg["database"]["password"] is not None:
+        cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)
     return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
                   instance=cfg["instance"], source=where, password=password)
 

@@ -40,6 +40,8 @@ class DiracInstance:
     dbs: Databases
     conn: pymysql.connections.Connection
     writer: DiracWriter
+    host: str = DB_HOST
+    port: int = DB_PORT
 
     @property
     def generation(self) -> str:
@@ -47,7 +49,7 @@ class DiracInstance:
 
     def config(self, **extra) -> dict:
         cfg = {
-            "database": {"host": DB_HOST, "port": DB_PORT, "user": "root", "password": "",
+            "database": {"host": self.host, "port": self.port, "user": "root", "password": "",
                          "jobdb": self.dbs.jobdb, "pilotdb": self.dbs.pilotdb,
                          "rssdb": self.dbs.rssdb or "ResourceStatusDB",
                          "connect_timeout": 2, "query_timeout": 5},
@@ -66,16 +68,18 @@ class DiracInstance:
             return cur.fetchall()
 
 
-def make_instance(generation: str) -> DiracInstance:
+def make_instance(generation: str, conn: pymysql.connections.Connection | None = None,
+                  host: str = DB_HOST, port: int = DB_PORT) -> DiracInstance:
+    """Unique databases with DIRAC's schema of ``generation`` on the shared (or the given) server."""
     tag = f"bes_t_{uuid.uuid4().hex[:10]}"
     dbs = Databases(jobdb=f"{tag}_job", pilotdb=f"{tag}_pilot", logdb=f"{tag}_log",
                     rssdb=None if generation == "8.0" else f"{tag}_rss", generation=generation)
-    conn = root_conn()
+    conn = conn or root_conn()
     names = {"JobDB": dbs.jobdb, "PilotAgentsDB": dbs.pilotdb, "JobLoggingDB": dbs.logdb}
     if dbs.rssdb:
         names["ResourceStatusDB"] = dbs.rssdb
     create_databases(conn, generation, names)
-    return DiracInstance(dbs=dbs, conn=conn, writer=DiracWriter(conn, dbs))
+    return DiracInstance(dbs=dbs, conn=conn, writer=DiracWriter(conn, dbs), host=host, port=port)
 
 
 def drop_instance(inst: DiracInstance) -> None:
