@@ -114,3 +114,24 @@ def test_wait_histogram_and_heartbeat_age(dirac):
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="3600") == 0
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="4500") == 1
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_gcount", site=IHEP) == 1
+
+
+HOSTILE = ['BES"IHEP', "BES.IHEP\nfake 1", "", "-x" * 50, "BÉS.IHEP.cn", "a{b}c", "../../etc"]
+
+
+def test_label_values_stay_bounded_under_hostile_rows(dirac):
+    w = dirac.writer
+    exp = Exporter(dirac.config())
+    exp.scrape()
+    for i, site in enumerate(HOSTILE):
+        j = w.submit()
+        w.run_to(j, site[:100], "Failed", f"Weird minor {i} \"quoted\"\nline two")
+    s = exp.scrape()
+    sites = {labels["site"] for labels in s.series("dirac_jobs_finished_total")}
+    assert sites == {"invalid"}, sites
+    assert s.v("dirac_jobs_finished_total", site="invalid", status="Failed") == len(HOSTILE)
+    reasons = {labels["reason"] for labels in s.series("dirac_jobs_failed_total")}
+    from bes_exporter.labels import FAIL_REASONS
+
+    assert reasons <= set(FAIL_REASONS)
+    assert s.v("dirac_jobs_failed_total", site="invalid", reason="Other") == len(HOSTILE)
