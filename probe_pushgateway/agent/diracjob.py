@@ -66,10 +66,12 @@ def local_cfg_text(targets: Iterable[Target], setup: str = "BESProbe", vo: str =
         for site in names:
             out += [f"      {site}", "      {", f"        Name = {site}"]
             if sites[site]:
-                out += [f"        CE = {', '.join(sites[site])}", "        CEs", "        {"]
-                for ce in sites[site]:
-                    out += [f"          {ce}", "          {", "            CEType = HTCondorCE", "          }"]
-                out.append("        }")
+                out.append(f"        CE = {', '.join(sites[site])}")
+            # An empty CEs section keeps DIRAC's getSiteCEMapping from logging "Wrong configuration".
+            out += ["        CEs", "        {"]
+            for ce in sites[site]:
+                out += [f"          {ce}", "          {", "            CEType = HTCondorCE", "          }"]
+            out.append("        }")
             out.append("      }")
         out.append("    }")
     out += ["  }", "}"]

@@ -1,0 +1,72 @@
+"""Fixtures of the probe agents' tests: DIRAC initialised offline, the fake DIRAC server, agent configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("DIRAC", reason="DIRAC is not installed: run scripts/install-dirac.sh (make dirac)")
+
+from services_fixtures import pushgateway_fixture  # noqa: E402, F401
+
+from probe_pushgateway.agent import config as agent_config  # noqa: E402
+from probe_pushgateway.agent.diracjob import initialize, write_local_cfg  # noqa: E402
+from probe_pushgateway.agent.targets import Target  # noqa: E402
+
+# Every site/CE any agent test uses; DIRAC's configuration is process-global, so it is loaded once.
+SITES = {
+    "BES.IHEP-PBS.cn": ["ce01.ihep.ac.cn", "ce02.ihep.ac.cn"],
+    "BES.USTC.cn": [],
+    "BES.WHU.cn": [],
+    "BES.JINR.ru": [],
+    "CLUSTER.UCAS.cn": [],
+    "GRID.LOCAL.cn": ["ce.local.test"],
+}
+ALL_TARGETS = [Target(s, c) for s, ces in SITES.items() for c in (ces or [None])]
+
+
+@pytest.fixture(scope="session")
+def dirac_cfg(tmp_path_factory) -> Path:
+    """A generated minimal DIRAC configuration with the test sites, loaded offline (no server, no proxy)."""
+    path = write_local_cfg(ALL_TARGETS, tmp_path_factory.mktemp("dirac") / "dirac.cfg")
+    initialize([path], require_auth=False)
+    return path
+
+
+@pytest.fixture
+def fake_pyz(tmp_path) -> Path:
+    """A placeholder probe file for jobs that never run (the fake server only stores the sandbox)."""
+    path = tmp_path / "bes-probe.pyz"
+    path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    return path
+
+
+@pytest.fixture
+def fake_dirac_server(dirac, dirac_cfg, monkeypatch):
+    """DIRAC's real ``Dirac`` API talking to a FAKE DIRAC server that writes the real MariaDB JobDB."""
+    from fake_dirac_server import FakeDiracServer, install
+
+    return install(FakeDiracServer(dirac), monkeypatch)
+
+
+def make_config(tmp_path: Path, *, targets, pushgateway_url: str, pyz: Path | None = None, backend: dict | None = None,
+                database: dict | None = None, **extra) -> agent_config.Config:
+    """A validated agent configuration for a test (state in ``tmp_path/state``)."""
+    data = {
+        "targets": targets,
+        "probe": {"pyz": str(pyz) if pyz else None, **extra.pop("probe", {})},
+        "pushgateway": {"url": pushgateway_url, "timeout": 3, **extra.pop("pushgateway", {})},
+        "backend": backend or {"type": "dirac", "require_auth": False},
+        "state_dir": str(tmp_path / "state"),
+        **extra,
+    }
+    if database is not None:
+        data["database"] = database
+    return agent_config.parse(data, "test-config")
+
+
+def db_section(inst) -> dict:
+    """The ``database:`` section for a DiracInstance (conftest's exporter config, JobDB keys only)."""
+    db = inst.config()["database"]
+    return {k: db[k] for k in ("host", "port", "user", "password", "jobdb", "connect_timeout", "query_timeout")}
