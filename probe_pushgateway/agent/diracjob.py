@@ -123,7 +123,7 @@ def probe_arguments(target: Target, probe: dict, pushgateway_url: str) -> list[s
         args += ["--ce", target.ce]
     args += ["--pushgateway", pushgateway_url]
     if probe.get("config"):
-        args += ["--config", Path(probe["config"]).name]
+        args += ["--config.file", Path(probe["config"]).name]
     return args + list(probe.get("args") or [])
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import tarfile
 from dataclasses import dataclass, field
 
+import DIRAC.Interfaces.API.Dirac as dirac_api
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities.ClassAd.ClassAdLight import ClassAd
-
-import DIRAC.Interfaces.API.Dirac as dirac_api
 from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
 
 

@@ -42,7 +42,7 @@ def test_probe_job_jdl_carries_site_ce_group_sandbox_and_executable(dirac_cfg, t
     assert re.search(r'Executable = "dirac-jobexec";', jdl)  # DIRAC's job wrapper runs the workflow
     xml = job._toXML()
     assert ("bes-probe.pyz --site BES.IHEP-PBS.cn --ce ce02.ihep.ac.cn --pushgateway https://pgw.example:9091"
-            " --config probe.yml --timeout 30") in xml
+            " --config.file probe.yml --timeout 30") in xml
     assert "<![CDATA[python3]]>" in xml
 
 
