@@ -14,6 +14,7 @@ from probe_pushgateway.agent import config as agent_config  # noqa: E402
 from probe_pushgateway.agent.diracjob import initialize, write_local_cfg  # noqa: E402
 from probe_pushgateway.agent.targets import Target  # noqa: E402
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
 # Every site/CE any agent test uses; DIRAC's configuration is process-global, so it is loaded once.
 SITES = {
     "BES.IHEP-PBS.cn": ["ce01.ihep.ac.cn", "ce02.ihep.ac.cn"],
