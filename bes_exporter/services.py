@@ -55,13 +55,15 @@ class Daemon:
 
     ``args`` must not contain the listen address: it is added as ``--web.listen-address``.
     ``tls`` says the daemon serves HTTPS (readiness is then checked over TLS, certificate not
-    verified); ``auth`` is a ``(user, password)`` pair sent with the readiness request. A 401/403
-    answer also counts as ready: the daemon is serving, it just wants other credentials.
+    verified); ``auth`` is a ``(user, password)`` pair sent with the readiness request and
+    ``client_cert`` a ``(cert, key)`` pair presented when the daemon requires client certificates.
+    A 401/403 answer also counts as ready: the daemon is serving, it just wants other credentials.
     """
 
     def __init__(self, name: str, binary: str, args: Sequence[str], data_dir: Path | str,
                  port: int | None = None, tls: bool = False,
-                 auth: tuple[str, str] | None = None, ready_path: str = "/-/ready") -> None:
+                 auth: tuple[str, str] | None = None, ready_path: str = "/-/ready",
+                 client_cert: tuple[str, str] | None = None) -> None:
         self.name = name
         self.binary = binary
         self.args = list(args)
@@ -71,6 +73,7 @@ class Daemon:
         self.tls = tls
         self.auth = auth
         self.ready_path = ready_path
+        self.client_cert = client_cert
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / f"{name}.log"
         self.pid_path = self.data_dir / f"{name}.pid"
@@ -129,6 +132,8 @@ class Daemon:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+            if self.client_cert:
+                ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
         headers = {}
         if self.auth:
             token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
@@ -183,9 +188,10 @@ def _web_config_is_tls(web_config: Path | str | None) -> bool:
 
 def pushgateway(data_dir: Path | str, web_config: Path | str | None = None, persist: bool = True,
                 extra_args: Iterable[str] = (), port: int | None = None,
-                auth: tuple[str, str] | None = None) -> Daemon:
+                auth: tuple[str, str] | None = None, client_cert: tuple[str, str] | None = None) -> Daemon:
     """A Pushgateway (not started). ``persist`` keeps groups in ``data_dir/pushgateway.data``
-    across restarts (written on SIGTERM); ``web_config`` enables TLS/basic auth."""
+    across restarts (written on SIGTERM); ``web_config`` enables TLS/basic auth; ``auth`` and
+    ``client_cert`` are what the readiness check presents."""
     data_dir = Path(data_dir)
     args = [f"--persistence.file={data_dir / 'pushgateway.data' if persist else ''}",
             "--persistence.interval=5s", "--web.enable-admin-api"]
@@ -193,12 +199,12 @@ def pushgateway(data_dir: Path | str, web_config: Path | str | None = None, pers
         args.append(f"--web.config.file={web_config}")
     args.extend(extra_args)
     return Daemon("pushgateway", PUSHGATEWAY_BIN, args, data_dir, port=port,
-                  tls=_web_config_is_tls(web_config), auth=auth)
+                  tls=_web_config_is_tls(web_config), auth=auth, client_cert=client_cert)
 
 
 def prometheus(config_file: Path | str, data_dir: Path | str, extra_args: Iterable[str] = (),
                port: int | None = None, web_config: Path | str | None = None,
-               auth: tuple[str, str] | None = None) -> Daemon:
+               auth: tuple[str, str] | None = None, client_cert: tuple[str, str] | None = None) -> Daemon:
     """A Prometheus (not started) with ``--web.enable-lifecycle`` (POST /-/reload works) and its TSDB
     in ``data_dir/tsdb``."""
     data_dir = Path(data_dir)
@@ -208,7 +214,7 @@ def prometheus(config_file: Path | str, data_dir: Path | str, extra_args: Iterab
         args.append(f"--web.config.file={web_config}")
     args.extend(extra_args)
     return Daemon("prometheus", PROMETHEUS_BIN, args, data_dir, port=port,
-                  tls=_web_config_is_tls(web_config), auth=auth)
+                  tls=_web_config_is_tls(web_config), auth=auth, client_cert=client_cert)
 
 
 def alertmanager(config_file: Path | str, data_dir: Path | str, extra_args: Iterable[str] = (),

@@ -125,9 +125,12 @@ def write_web_config(path: Path, tls: TLSMaterial | None = None, users: dict | N
 
 
 def read_pushgateway_metrics(pgw: services.Daemon, ca: Path | None = None,
-                             auth: tuple[str, str] | None = None) -> list[dict]:
+                             auth: tuple[str, str] | None = None,
+                             client_cert: tuple[str, str] | None = None) -> list[dict]:
     """The Pushgateway's ``/api/v1/metrics`` answer: one entry per group (labels + metric families)."""
     ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    if ctx and client_cert:
+        ctx.load_cert_chain(*client_cert)
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
