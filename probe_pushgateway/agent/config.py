@@ -108,7 +108,8 @@ class Config:
 
 def _type_name(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    return " or ".join(_NAMES[t] for t in types)
+    text = " or ".join(_NAMES[t] for t in types)
+    return ("an " if text[0] in "aeiou" else "a ") + text
 
 
 def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
@@ -136,7 +137,7 @@ def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
             continue
         allowed = types if isinstance(types, tuple) else (types,)
         if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-            raise ConfigError(f"{where}: '{full}' must be a {_type_name(types)}, got {type(value).__name__}"
+            raise ConfigError(f"{where}: '{full}' must be {_type_name(types)}, got {type(value).__name__}"
                               f" {str(value)[:40]!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{where}: '{full}' must not be negative, got {value}")

@@ -1,0 +1,121 @@
+"""The agents' configuration: defaults, every validation error as one line, downtimes, the CLI's exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT_DIR
+
+from probe_pushgateway.agent.agent import classify, decide
+from probe_pushgateway.agent.config import ConfigError, load, parse
+from probe_pushgateway.agent.jobdb import SiteActivity
+from probe_pushgateway.agent.targets import Target, in_downtime, target_from_job
+
+BASE = {"targets": ["BES.USTC.cn"], "pushgateway": {"url": "http://127.0.0.1:9091"}}
+
+
+def test_defaults_and_targets(tmp_path):
+    cfg = parse({**BASE, "targets": ["BES.USTC.cn", {"site": "BES.IHEP-PBS.cn", "ces": ["ce01.ihep.ac.cn",
+                                                                                        "ce02.ihep.ac.cn"]}]})
+    assert cfg.targets == [Target("BES.USTC.cn"), Target("BES.IHEP-PBS.cn", "ce01.ihep.ac.cn"),
+                           Target("BES.IHEP-PBS.cn", "ce02.ihep.ac.cn")]
+    assert cfg.probe["job_group"] == "bes_probe"
+    assert (cfg.probe["period"], cfg.probe["waiting_timeout"], cfg.probe["running_timeout"]) == (3600, 2400, 2400)
+    assert cfg.result_max_age == 3600 + 2400 + 2400
+    assert cfg.backend["type"] == "dirac" and cfg.database is None
+    assert parse({**BASE, "targets": "all"}).targets is None
+    secret = tmp_path / "db.pw"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o600)
+    cfg = parse({**BASE, "database": {"password_file": str(secret), "jobdb": "JobDB_test"}})
+    assert cfg.db_password == "hunter2" and "hunter2" not in repr(cfg)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"pushgateway": {"url": "http://p:9091"}}, "'targets' is required"),
+    ({**BASE, "targets": []}, "'targets' is empty"),
+    ({**BASE, "targets": "some"}, "must be a list of sites or the word 'all'"),
+    ({**BASE, "targets": ["not a site"]}, "'targets[0]' must be a DIRAC site name"),
+    ({**BASE, "targets": [{"site": "BES.USTC.cn", "ce": "x"}]}, "unknown key 'targets[0].ce'"),
+    ({**BASE, "targets": [{"site": "BES.USTC.cn", "ces": ["bad ce"]}]}, "'targets[0].ces[0]' must be a CE"),
+    ({**BASE, "targets": ["BES.USTC.cn", "BES.USTC.cn"]}, "listed twice"),
+    ({**BASE, "targets": "all", "backend": {"type": "local"}}, "'targets: all' needs 'backend.type: dirac'"),
+    ({**BASE, "probe": {"period": "hourly"}}, "'probe.period' must be an integer or number"),
+    ({**BASE, "probe": {"waiting_timeout": 0}}, "'probe.waiting_timeout' must be at least 1"),
+    ({**BASE, "probe": {"job_group": "bes probe"}}, "'probe.job_group' must be letters"),
+    ({**BASE, "probe": {"colour": "red"}}, "unknown key 'probe.colour'"),
+    ({**BASE, "pushgateway": {}}, "'pushgateway.url' is required"),
+    ({**BASE, "pushgateway": {"url": "pgw:9091"}}, "'pushgateway.url' must look like http://host:9091"),
+    ({**BASE, "pushgateway": {"url": "http://p:9091", "password_file": "/x"}}, "needs 'pushgateway.username'"),
+    ({**BASE, "backend": {"type": "condor"}}, "'backend.type' must be 'dirac' or 'local'"),
+    ({**BASE, "backend": {"require_auth": "yes"}}, "'backend.require_auth' must be a boolean"),
+    ({**BASE, "database": {"password": "a", "password_file": "/b"}}, "set only one of"),
+    ({**BASE, "database": {"jobdb": "Job DB"}}, "'database.jobdb' must be a database name"),
+    ({**BASE, "database": {"port": 70000}}, "'database.port' must be between 1 and 65535"),
+    ({**BASE, "database": {"password_file": "/nonexistent/pw"}}, "'database.password_file' /nonexistent/pw"),
+    ({**BASE, "downtimes": [{"site": "BES.USTC.cn", "start": "soon", "end": "later"}]}, "ISO 8601"),
+    ({**BASE, "downtimes": [{"site": "BES.USTC.cn", "start": "2026-01-02", "end": "2026-01-01"}]}, "ends before"),
+    ({**BASE, "downtimes": [{"site": "BES.USTC.cn", "end": "2026-01-01"}]}, "'downtimes[0].start' is required"),
+    ({**BASE, "interval": -5}, "'interval' must not be negative"),
+    ([1, 2], "must be a YAML mapping"),
+])
+def test_bad_config_is_one_clear_line(data, message):
+    with pytest.raises(ConfigError) as err:
+        parse(data, "agent.yml")
+    text = str(err.value)
+    assert message in text and text.startswith("agent.yml: ") and "\n" not in text
+
+
+def test_yaml_syntax_error_and_cli_exit_2(tmp_path):
+    bad = tmp_path / "agent.yml"
+    bad.write_text("targets: [BES.USTC.cn\npushgateway: {url: x}\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
+        load(bad)
+    proc = subprocess.run([sys.executable, "-m", "probe_pushgateway.agent", "-c", str(bad), "submit"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT_DIR)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("bes-probe-agent: ") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_downtimes_inline_and_from_a_file_reread_each_cycle(tmp_path):
+    dt_file = tmp_path / "downtimes.yml"
+    dt_file.write_text("- {site: BES.USTC.cn, start: 2020-01-01T00:00:00Z, end: 2999-01-01T00:00:00Z}\n")
+    cfg = parse({**BASE, "downtimes": str(dt_file)})
+    usct, ihep = Target("BES.USTC.cn"), Target("BES.IHEP-PBS.cn", "ce01.ihep.ac.cn")
+    assert in_downtime(usct, cfg.current_downtimes(), 1.8e9)
+    dt_file.write_text("- {site: BES.IHEP-PBS.cn, ce: ce01.ihep.ac.cn, start: 2020-01-01, end: 2021-01-01}\n")
+    downtimes = cfg.current_downtimes()
+    assert not in_downtime(usct, downtimes, 1.8e9)
+    assert in_downtime(ihep, downtimes, 1.6e9) and not in_downtime(ihep, downtimes, 1.7e9)
+    assert not in_downtime(Target("BES.IHEP-PBS.cn", "ce02.ihep.ac.cn"), downtimes, 1.6e9)
+    dt_file.write_text("- {site: BES.USTC.cn}\n")
+    with pytest.raises(ConfigError, match="'downtimes\\[0\\].start' is required"):
+        cfg.current_downtimes()
+
+
+def test_job_names_round_trip_and_fall_back_to_the_site():
+    t = Target("BES.IHEP-PBS.cn", "ce01.ihep.ac.cn")
+    assert target_from_job(t.job_name, "ANY") == t
+    assert target_from_job(Target("BES.USTC.cn").job_name, "BES.USTC.cn") == Target("BES.USTC.cn")
+    assert target_from_job("someone else's job", "BES.WHU.cn") == Target("BES.WHU.cn")
+    assert target_from_job("someone else's job", "ANY") is None
+
+
+def test_classification_rule_and_state_decision():
+    assert classify(True, SiteActivity(running=0, done=0)) == "bad"
+    assert classify(True, SiteActivity(running=3, done=0)) == "busy"
+    assert classify(True, SiteActivity(running=0, done=5)) == "unknown"
+    assert classify(False, SiteActivity(running=0, done=0)) == "unknown"  # it reached a worker node
+    assert classify(False, SiteActivity(running=2, done=0)) == "busy"
+    now = 10_000.0
+    assert decide(now, None, None, 600) == "unknown"
+    from probe_pushgateway.agent.agent import ProbeResult
+
+    ok = ProbeResult(time=now - 60, success=True)
+    assert decide(now, ok, None, 600) == "ok"
+    assert decide(now, ok, {"status": "busy", "time": now - 10}, 600) == "busy"  # newer event wins
+    assert decide(now, ok, {"status": "busy", "time": now - 100}, 600) == "ok"
+    assert decide(now, ProbeResult(time=now - 601, success=True), None, 600) == "unknown"  # stale
