@@ -120,6 +120,8 @@ def _check_identifiers(cfg: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'jobs.page_rows' must be at least 100")
     if cfg["hosts"]["max_per_site"] < 1:
         raise ConfigError(f"{where}: 'hosts.max_per_site' must be at least 1")
+    if cfg["hosts"]["window_seconds"] < 1:
+        raise ConfigError(f"{where}: 'hosts.window_seconds' must be at least 1")
 
 
 def _read_password(cfg: dict, where: str) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .finished import Finished
 from .heartbeat import Heartbeat
+from .hosts import Hosts
 from .jobs import Jobs
+from .pilots import Pilots
 from .site_status import SiteStatus
 from .wait import Wait
 
 # Order matters a little: `jobs` and `site_status` first learn the known sites that counters zero-fill.
-SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat)
+SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat, Hosts, Pilots)
