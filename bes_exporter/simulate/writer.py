@@ -262,3 +262,77 @@ class DiracWriter:
                 " ElementType, LastCheckTime) VALUES (%s,'all','all',%s,%s,%s,'Site',%s)",
                 (site, status, reason or "Unspecified", when, when),
             )
+
+    # ---- further DIRAC actions used by the simulator (additive) -------------------------------------
+
+    def site_director_submit(self, site: str, ce: str, queue: str, grid_type: str, *,
+                             when: dt.datetime | None = None) -> int:
+        """SiteDirector: addPilotReferences (INSERT, Submitted) then setPilotStatus with CE, site, queue."""
+        when = when or self.clock()
+        scheme = (grid_type[:-2] if grid_type.endswith("CE") else grid_type).lower() or "pilot"
+        self.last_pilot_reference = f"{scheme}://{ce}/{self._ref()}"
+        cols = {"PilotJobReference": self.last_pilot_reference, "GridType": grid_type,
+                "SubmissionTime": when, "LastUpdateTime": when, "Status": "Submitted"}
+        if self.old:
+            cols.update(OwnerDN="/DC=cn/OU=bes/CN=pilot", OwnerGroup="bes_pilot")
+        else:
+            cols["VO"] = "bes"
+        pilot_id = self._x(
+            f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
+            f" VALUES ({', '.join(['%s'] * len(cols))})",
+            list(cols.values()),
+        )
+        self._x(
+            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status='Submitted', LastUpdateTime=%s,"
+            " StatusReason='Successfully submitted by the SiteDirector', DestinationSite=%s, GridSite=%s, Queue=%s"
+            " WHERE PilotID=%s",
+            (when, ce, site, queue, pilot_id),
+        )
+        return pilot_id
+
+    def pilot_matched(self, pilot_id: int, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """Matcher's pilot bookkeeping: pilot Running (LUT), CurrentJobID, a JobToPilotMapping row."""
+        when = when or self.clock()
+        self._x(
+            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status='Running', StatusReason='Not given',"
+            " LastUpdateTime=%s WHERE PilotID=%s",
+            (when, pilot_id),
+        )
+        self._x(f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET CurrentJobID=%s WHERE PilotID=%s", (job_id, pilot_id))
+        self._x(
+            f"INSERT INTO `{self.dbs.pilotdb}`.JobToPilotMapping (PilotID, JobID, StartTime) VALUES (%s,%s,%s)",
+            (pilot_id, job_id, when),
+        )
+
+    def set_job_parameters(self, job_id: int, params: dict) -> None:
+        """JobWrapper/Watchdog job parameters (HostName, GridCE, ...): MySQL up to DIRAC 9.0 only."""
+        if self.old and params:
+            rows = [(job_id, name, str(value)) for name, value in params.items()]
+            self._x(
+                f"REPLACE INTO `{self.dbs.jobdb}`.JobParameters (JobID, Name, Value) VALUES "
+                + ", ".join(["(%s,%s,%s)"] * len(rows)),
+                [v for row in rows for v in row],
+            )
+
+    def heartbeat_data(self, job_id: int, data: dict, *, when: dt.datetime | None = None) -> None:
+        """setHeartBeatData with the Watchdog's full record (LoadAverage, MemoryUsed, Vsize,
+        AvailableDiskSpace, CPUConsumed, WallClockTime): same Jobs update as ``heartbeat``."""
+        when = when or self.clock()
+        self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET HeartBeatTime=%s, Status='Running' WHERE JobID=%s",
+                (when, job_id))
+        if data:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT IGNORE INTO `{self.dbs.jobdb}`.HeartBeatLoggingInfo (JobID, Name, Value, HeartBeatTime)"
+                    " VALUES (%s,%s,%s,%s)",
+                    [(job_id, name, str(value), when) for name, value in data.items()],
+                )
+
+    def log_site_mask(self, site: str, status: str, reason: str = "", *, when: dt.datetime | None = None) -> None:
+        """SiteMaskLogging row that old JobDB writes with each site mask change (no-op for 9.1)."""
+        if self.old:
+            self._x(
+                f"INSERT IGNORE INTO `{self.dbs.jobdb}`.SiteMaskLogging (Site, Status, UpdateTime, Author, Comment)"
+                " VALUES (%s,%s,%s,'bes-simulate',%s)",
+                (site, status, when or self.clock(), reason),
+            )

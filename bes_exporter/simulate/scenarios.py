@@ -1,0 +1,187 @@
+"""Fault scenarios: how they are written (``NAME[:TARGET][@T][+D]`` or a YAML timeline), what they hit,
+and what each one records about DIRAC's own reaction.
+
+===================  ======================  ==========================================================
+name                 target (default from    effect
+                     the topology)
+===================  ======================  ==========================================================
+black-hole-host      a worker node           every job landing there fails within seconds
+pilot-abort          a CE                    the share of its pilots Aborted ramps from the normal
+                                             rate to ``max_ratio`` over ``ramp`` (slow degradation)
+heartbeat-loss       a site                  network cut: no heartbeat, status report or pilot update
+                                             reaches DIRAC; no new matches or pilot submissions
+no-matching          a site                  its pilots match nothing; jobs for the site pile up
+central-failure      all sites               every job fails (input sandbox / requests unavailable)
+cvmfs-broken         a site                  only its fake CVMFS root breaks: jobs stay healthy
+===================  ======================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .topology import CE, SCENARIO_NAMES, ConfigError, Host, Site, Topology, parse_duration
+
+PARAMS: dict[str, dict[str, Any]] = {
+    "black-hole-host": {"fail_after": [5.0, 60.0]},
+    "pilot-abort": {"ramp": 7200.0, "max_ratio": 1.0},
+    "heartbeat-loss": {},
+    "no-matching": {},
+    "central-failure": {},
+    "cvmfs-broken": {},
+}
+TARGET_KIND = {"black-hole-host": "host", "pilot-abort": "ce", "heartbeat-loss": "site", "no-matching": "site",
+               "central-failure": None, "cvmfs-broken": "site"}
+_SPEC = re.compile(r"^(?P<name>[a-z-]+)(?::(?P<target>[^@+]+))?(?:@(?P<at>[^+]+))?(?:\+(?P<dur>.+))?$")
+_TIMELINE_KEYS = {"name", "at", "duration", "target"}
+
+
+@dataclass
+class ScenarioSpec:
+    """One fault as asked for: when (simulated seconds since the start), for how long, on what."""
+
+    name: str
+    at: float = 0.0
+    duration: float | None = None
+    target: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_spec(text: str, where: str = "--scenario") -> ScenarioSpec:
+    """``NAME[:TARGET][@T][+D]``, e.g. ``heartbeat-loss``, ``black-hole-host:wn017.ustc.edu.cn@2h+1h``."""
+    m = _SPEC.match(text.strip())
+    if not m or m["name"] not in SCENARIO_NAMES:
+        raise ConfigError(f"{where} {text!r}: expected NAME[:TARGET][@T][+D] with NAME one of "
+                          f"{', '.join(SCENARIO_NAMES)}")
+    spec = ScenarioSpec(name=m["name"], target=m["target"], params=dict(PARAMS[m["name"]]))
+    if m["at"]:
+        spec.at = parse_duration(m["at"], f"{where} {text!r} (start @T)")
+    if m["dur"]:
+        spec.duration = parse_duration(m["dur"], f"{where} {text!r} (duration +D)")
+    return spec
+
+
+def load_timeline(path: str) -> list[ScenarioSpec]:
+    """A YAML timeline: ``scenarios: [{name, at, duration, target, <parameters>}, ...]``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the timeline ({exc.strerror}); fix the --timeline path") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML; fix the syntax of the timeline") from None
+    items = data.get("scenarios") if isinstance(data, dict) else None
+    if not isinstance(items, list) or set(data) != {"scenarios"}:
+        raise ConfigError(f"{path}: expected a mapping with one key 'scenarios' holding a list of scenarios")
+    specs = []
+    for i, item in enumerate(items):
+        where = f"{path}: scenarios[{i}]"
+        if not isinstance(item, dict) or item.get("name") not in SCENARIO_NAMES:
+            raise ConfigError(f"{where}.name: expected one of {', '.join(SCENARIO_NAMES)}")
+        name = item["name"]
+        allowed = _TIMELINE_KEYS | set(PARAMS[name])
+        extra = sorted(set(item) - allowed)
+        if extra:
+            raise ConfigError(f"{where}: unknown key '{extra[0]}' for {name}; "
+                              f"valid keys are {', '.join(sorted(allowed))}")
+        spec = ScenarioSpec(name=name, params=dict(PARAMS[name]))
+        spec.at = parse_duration(item.get("at", 0), f"{where}.at")
+        if item.get("duration") is not None:
+            spec.duration = parse_duration(item["duration"], f"{where}.duration")
+        if item.get("target") is not None:
+            spec.target = str(item["target"])
+        for key in PARAMS[name]:
+            if key in item:
+                spec.params[key] = _param(name, key, item[key], f"{where}.{key}")
+        specs.append(spec)
+    return specs
+
+
+def _param(name: str, key: str, value: Any, where: str) -> Any:
+    if key == "fail_after":
+        if not isinstance(value, list) or len(value) != 2:
+            raise ConfigError(f"{where}: expected [MIN, MAX] seconds, e.g. [5, 60]")
+        lo, hi = (parse_duration(v, where) for v in value)
+        if lo > hi:
+            raise ConfigError(f"{where}: MIN must not exceed MAX")
+        return [lo, hi]
+    if key == "max_ratio":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError(f"{where}: expected a ratio between 0 and 1")
+        return float(value)
+    return parse_duration(value, where)
+
+
+class Scenario:
+    """A resolved fault with its target objects and the record of what happened."""
+
+    def __init__(self, spec: ScenarioSpec, site: Site | None = None, ce: CE | None = None, host: Host | None = None):
+        self.spec, self.site, self.ce, self.host = spec, site, ce, host
+        self.active = False
+        self.record: dict[str, Any] = {
+            "name": spec.name,
+            "target": self.target_labels(),
+            "start_sim": spec.at,
+            "end_sim": None if spec.duration is None else spec.at + spec.duration,
+            "params": spec.params,
+            "started": None,
+            "ended": None,
+            "dirac_expected": {},
+            "dirac_rules": [],
+            "dirac_actions": {},
+            "first_dirac_action": None,
+            "milestones": {},
+        }
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def target_labels(self) -> dict[str, str]:
+        out = {}
+        if self.site:
+            out["site"] = self.site.name
+        if self.ce:
+            out["ce"] = self.ce.name
+        if self.host:
+            out["host"] = self.host.name
+        return out
+
+    def concerns(self, site: str | None, ce: str | None) -> bool:
+        """Whether a DIRAC action on ``site``/``ce`` belongs to this scenario."""
+        if self.name == "central-failure":
+            return True
+        if self.ce is not None and ce is not None:
+            return ce == self.ce.name
+        return self.site is not None and site == self.site.name
+
+
+def resolve(spec: ScenarioSpec, topo: Topology, where: str = "--scenario") -> Scenario:
+    """Find the scenario's target in the topology (its default comes from ``scenario_targets``)."""
+    kind = TARGET_KIND[spec.name]
+    if kind is None:
+        if spec.target:
+            raise ConfigError(f"{where} {spec.name}: takes no target (it hits every site); drop ':{spec.target}'")
+        return Scenario(spec)
+    name = spec.target or topo.scenario_targets.get(spec.name)
+    if not name:
+        raise ConfigError(f"{where} {spec.name}: no target; write {spec.name}:<{kind}> or set "
+                          f"scenario_targets.{spec.name} in {topo.source}")
+    if kind == "host":
+        host = topo.host(name)
+        if host is None:
+            raise ConfigError(f"{where} {spec.name}: host {name!r} is not in {topo.source}; use a worker node it lists")
+        return Scenario(spec, site=host.ce.site, ce=None, host=host)
+    if kind == "ce":
+        ce = topo.ce(name)
+        if ce is None:
+            raise ConfigError(f"{where} {spec.name}: CE {name!r} is not in {topo.source}; use a CE it lists")
+        return Scenario(spec, site=ce.site, ce=ce)
+    site = topo.site(name)
+    if site is None:
+        raise ConfigError(f"{where} {spec.name}: site {name!r} is not in {topo.source}; use a site it lists")
+    return Scenario(spec, site=site)
