@@ -1,0 +1,127 @@
+"""Helpers for the simulator tests: run ``bes-simulate`` on a unique database prefix of the real MariaDB."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from bes_exporter.simulate import cli
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SMALL = str(HERE / "topology_small.yml")
+DB_HOST = os.environ.get("BES_TEST_DB_HOST", "127.0.0.1")
+DB_PORT = int(os.environ.get("BES_TEST_DB_PORT", "3306"))
+SPEED = 100.0
+
+
+def conn() -> pymysql.connections.Connection:
+    return pymysql.connect(host=DB_HOST, port=DB_PORT, user="root", password="", autocommit=True)
+
+
+def new_prefix() -> str:
+    return f"bes_sim_{uuid.uuid4().hex[:8]}_"
+
+
+def db_args(prefix: str) -> list[str]:
+    return ["--db-host", DB_HOST, "--db-port", str(DB_PORT), "--db-user", "root", "--db-prefix", prefix]
+
+
+def drop(prefix: str) -> None:
+    c = conn()
+    with c.cursor() as cur:
+        for name in ("JobDB", "PilotAgentsDB", "JobLoggingDB", "ResourceStatusDB", "bes_simulate"):
+            cur.execute(f"DROP DATABASE IF EXISTS `{prefix}{name}`")
+    c.close()
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """``bes-simulate`` in-process; returns the exit code and what it wrote to stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            rc = cli.main(list(argv))
+        except SystemExit as exc:  # argparse's own errors
+            rc = exc.code
+    return rc, err.getvalue()
+
+
+def run_subprocess(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bes_exporter.simulate", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@dataclass
+class Run:
+    """A finished simulator run: its databases, events document and state directory."""
+
+    prefix: str
+    generation: str
+    events: dict
+    state: Path
+
+    @property
+    def jobdb(self) -> str:
+        return f"{self.prefix}JobDB"
+
+    @property
+    def pilotdb(self) -> str:
+        return f"{self.prefix}PilotAgentsDB"
+
+    @property
+    def logdb(self) -> str:
+        return f"{self.prefix}JobLoggingDB"
+
+    def query(self, sql: str, args=()) -> list[tuple]:
+        c = conn()
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql.format(job=self.jobdb, pilot=self.pilotdb, log=self.logdb,
+                                       rss=f"{self.prefix}ResourceStatusDB"), args)
+                return list(cur.fetchall())
+        finally:
+            c.close()
+
+    def scenario(self, name: str) -> dict:
+        return next(s for s in self.events["scenarios"] if s["name"] == name)
+
+    def utc(self, sim: float) -> dt.datetime:
+        """Database DATETIME (floored) of a simulated second."""
+        clock = self.events["clock"]
+        return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(clock["origin_epoch"] + sim / clock["speed"]))
+
+
+def simulate_parallel(tmp: Path, runs: dict[str, tuple], timeout: float = 150) -> dict[str, Run]:
+    """Run several ``--once`` simulations at the same time (the database is latency-bound, not busy).
+
+    ``runs`` maps a name to ``(generation, duration, *extra_args)``.
+    """
+    procs = {}
+    for name, (generation, duration, *extra) in runs.items():
+        prefix, state = new_prefix(), tmp / name
+        argv = [*db_args(prefix), "--generation", generation, "--topology", SMALL, "--once", "--duration", duration,
+                "--speed", str(SPEED), "--seed", "7", "--state-dir", str(state), "--quiet", *extra]
+        proc = subprocess.Popen([sys.executable, "-m", "bes_exporter.simulate", *argv], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs[name] = (proc, prefix, state, generation)
+    out = {}
+    for name, (proc, prefix, state, generation) in procs.items():
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for p, *_ in procs.values():
+                p.kill()
+            raise
+        assert proc.returncode == 0, err
+        out[name] = Run(prefix, generation, json.loads((state / "events.json").read_text()), state)
+    return out
