@@ -3,8 +3,9 @@
 Supported: block mappings and sequences (indentation-based, ``- item`` and ``- key: value`` items),
 flow sequences/mappings (``[a, b]``, ``{k: v}``), single/double-quoted and plain scalars, ``#``
 comments, and PyYAML's scalar typing for null (``null``, ``~``, empty), booleans
-(true/false/yes/no/on/off), integers and floats. Anything else (anchors, tags, multi-line ``|``/``>``
-strings, documents) raises :class:`YAMLSubsetError` naming the line. JSON documents are read as JSON.
+(true/false/yes/no/on/off), decimal integers and floats. Refused with :class:`YAMLSubsetError`
+naming the line, rather than read differently: octal/hex/binary/sexagesimal numbers, anchors,
+tags, multi-line ``|``/``>`` strings, documents. JSON documents are read as JSON.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import re
 from typing import Any, List, Tuple
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
-_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+_FLOAT = re.compile(r"^([-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9][0-9_]*([eE][-+][0-9]+)?)$")
+# Numbers YAML 1.1 reads in other bases (0b1, 010 octal, 0x1F, 1:30 sexagesimal): refused, not guessed.
+_OTHER_INT = re.compile(r"^[-+]?(0b[01_]+|0[0-7_]+|0x[0-9a-fA-F_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)$")
+_BOOLS = {w: True for w in ("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")}
+_BOOLS.update({w: False for w in ("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")})
+_INF = {s + w: (-1 if s == "-" else 1) * float("inf") for s in ("", "+", "-") for w in (".inf", ".Inf", ".INF")}
 
 
 class YAMLSubsetError(ValueError):
@@ -25,18 +30,37 @@ class YAMLSubsetError(ValueError):
 Line = Tuple[int, str, int]  # indent, content, line number
 
 
+def _quote_end(text: str, i: int) -> int:
+    """Index of the quote closing the quoted scalar that starts at ``text[i]`` (len(text) if none)."""
+    q, j = text[i], i + 1
+    while j < len(text):
+        if q == '"' and text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == q:
+            if q == "'" and j + 1 < len(text) and text[j + 1] == "'":
+                j += 2
+                continue
+            return j
+        j += 1
+    return len(text)
+
+
+def _starts_token(text: str, i: int) -> bool:
+    return i == 0 or text[i - 1] in " [{,:-"
+
+
 def _strip_comment(text: str) -> str:
-    out, quote = [], None
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
-            break
-        out.append(ch)
-    return "".join(out).rstrip()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'" and _starts_token(text, i):
+            i = _quote_end(text, i) + 1
+            continue
+        if ch == "#" and (i == 0 or text[i - 1] in " \t"):
+            return text[:i].rstrip()
+        i += 1
+    return text.rstrip()
 
 
 def _lines(text: str) -> List[Line]:
@@ -69,33 +93,34 @@ def scalar(text: str, no: int = 0) -> Any:
         return t[1:-1].replace("''", "'")
     if t[0] in "&*!|>%@`":
         raise YAMLSubsetError(f"line {no}: unsupported YAML feature at {t[:20]!r}")
-    if t.lower() in _BOOLS:
-        return _BOOLS[t.lower()]
+    if t in _BOOLS:
+        return _BOOLS[t]
     if _INT.match(t):
         return int(t.replace("_", ""))
-    if _FLOAT.match(t) and any(c.isdigit() for c in t):
+    if _FLOAT.match(t):
         return float(t.replace("_", ""))
-    if t.lower() in (".inf", "+.inf", "-.inf", ".nan"):
-        return float(t.lower().replace(".", ""))
+    if t in _INF:
+        return _INF[t]
+    if t in (".nan", ".NaN", ".NAN"):
+        return float("nan")
+    if _OTHER_INT.match(t):
+        raise YAMLSubsetError(f"line {no}: {t!r} is a YAML 1.1 non-decimal number; write it in decimal "
+                              f"or quote it")
     return t
 
 
 def _split_key(content: str, no: int):
     """Split ``key: rest`` outside quotes; None if the content is not a mapping entry."""
-    quote = None
-    for i, ch in enumerate(content):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'" and i == 0:
-            quote = ch
-        elif ch == ":" and (i + 1 == len(content) or content[i + 1] == " "):
+    if content[:1] in "[{":
+        return None
+    i = _quote_end(content, 0) + 1 if content[:1] in "\"'" else 0
+    while i < len(content):
+        if content[i] == ":" and (i + 1 == len(content) or content[i + 1] == " "):
             key = scalar(content[:i], no)
-            if isinstance(key, (list, dict)) or key is None:
+            if key is None:
                 raise YAMLSubsetError(f"line {no}: unsupported mapping key")
-            return str(key) if not isinstance(key, (int, float, bool)) else key, content[i + 1:].strip()
-        elif ch in "[{" and i == 0:
-            return None
+            return key, content[i + 1:].strip()
+        i += 1
     return None
 
 
@@ -141,14 +166,7 @@ def _flow(text: str, no: int) -> Any:
                     return items
                 raise YAMLSubsetError(f"line {no}: expected ',' or '{close}' in flow collection")
         if ch in "\"'":
-            end = pos + 1
-            while end < len(text):
-                if text[end] == ch and not (ch == '"' and text[end - 1] == "\\"):
-                    if ch == "'" and end + 1 < len(text) and text[end + 1] == "'":
-                        end += 2
-                        continue
-                    break
-                end += 1
+            end = _quote_end(text, pos)
             token, pos = text[pos:end + 1], end + 1
             return scalar(token, no)
         end = pos

@@ -1,0 +1,137 @@
+"""The self-contained pyz runs with a bare Python >= 3.9 (no packages) and pushes over HTTPS + auth;
+the YAML-subset reader agrees with PyYAML on the configs the probe documents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, probe_group, read_pushgateway_metrics, run_cli, samples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probe_pushgateway import miniyaml
+from probe_pushgateway.build import build
+
+PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python3.9")
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """A fresh venv with nothing installed (not even pip), preferably on Python 3.9."""
+    base = str(PY39) if PY39.exists() else (shutil.which("python3.9") or "/usr/bin/python3")
+    venv = tmp_path_factory.mktemp("venv") / "bare"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import importlib.util as u, sys; print(sys.version_info[:2], "
+                            "[m for m in ('prometheus_client', 'yaml') if u.find_spec(m)])"],
+                           capture_output=True, text=True, timeout=30, check=True, cwd="/")
+    assert probe.stdout.strip().endswith("[]"), probe.stdout  # nothing importable but the stdlib
+    return python
+
+
+def test_pyz_contents_and_reproducible(tmp_path, probe_pyz):
+    again = build(tmp_path / "again.pyz")
+    assert again.read_bytes() == probe_pyz.read_bytes()
+    names = zipfile.ZipFile(probe_pyz).namelist()
+    assert "__main__.py" in names and "probe_pushgateway/cli.py" in names
+    assert "probe_pushgateway/checks/proxy.py" in names and "prometheus_client/exposition.py" in names
+    assert "prometheus_client/LICENSE" in names
+    assert not [n for n in names if "agent" in n or "twisted" in n or n.endswith(".pyc") or "build.py" in n]
+    assert probe_pyz.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+def test_pyz_in_bare_venv_pushes_over_https_with_auth(bare_python, probe_pyz, secure_pushgateway,
+                                                      tmp_path):
+    pgw = secure_pushgateway
+    job = tmp_path / "job"  # what a DIRAC job's directory holds: the sandbox files
+    job.mkdir()
+    shutil.copy(probe_pyz, job / "bes-probe.pyz")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "x").write_text("x")
+    (job / "probe.yml").write_text(f"""\
+# read by the pyz's own YAML-subset reader: no PyYAML in this venv
+checks:
+  environment: {{min_free_workdir_mb: 1, min_free_tmp_mb: 1, min_memory_mb: 1}}
+  cvmfs:
+    repositories:
+      - {repo}
+  software:
+    command: 'python3 -c "import sys; print(sys.version)"'
+    expect: "^3\\\\."
+  tcp: {{}}
+  clock:
+pushgateway:
+  ca_file: {pgw.tls.ca}
+  user: {pgw.user}
+  password_file: {pgw.password_file}
+""")
+    res = run_cli("bes-probe.pyz", "--config.file", "probe.yml", "--site", "BES.USTC.cn", "--ce",
+                  "ce.ustc.edu.cn", "--pushgateway", pgw.url, "--job-id", "777",
+                  program=[bare_python], cwd=job, env={"PYTHONPATH": "", "PATH": str(Path(bare_python).parent)
+                                                       + ":/usr/bin:/bin"})
+    assert res.code == 0, res.stderr
+    assert "software: ok" in res.stderr and "3.9" in res.stderr or not PY39.exists()
+    groups = read_pushgateway_metrics(pgw.daemon, ca=pgw.tls.ca, auth=(pgw.user, pgw.password))
+    group = probe_group(groups, "BES.USTC.cn", "ce.ustc.edu.cn")
+    assert samples(group, "dirac_probe_success")[frozenset({("check", "all")})] == 1.0
+    assert len(samples(group, "dirac_probe_success")) == 6
+    assert [dict(k)["dirac_job_id"] for k in samples(group, "dirac_probe_info")] == ["777"]
+
+    # The same pyz, Pushgateway unreachable: exit 2 and the result on stdout.
+    res = run_cli("bes-probe.pyz", "--config.file", "probe.yml", "--site", "BES.USTC.cn", "--pushgateway",
+                  "http://127.0.0.1:9", "--retries", "0", "--dry-run", program=[bare_python], cwd=job)
+    assert res.code == 0 and "dirac_probe_success" in res.stdout
+
+
+def test_pyz_refuses_bad_input_with_exit_3(bare_python, probe_pyz):
+    res = run_cli(str(probe_pyz), "--site", "x/../y", "--dry-run", program=[bare_python], cwd=Path("/"))
+    assert res.code == 3 and res.stderr.count("\n") == 1 and "--site" in res.stderr
+
+
+YAML_SAMPLES = [
+    "a: 1\nb: two\nc: [x, 'y z', \"q\\\"\"]\nd:\n  - 1.5\n  - true\n  - null\n  - ~\n",
+    "checks:\n  cvmfs:\n    repositories:\n    - /cvmfs/a\n    - /cvmfs/b  # comment\n  tcp: {targets: [h:1, 'h:2']}\n",
+    "list:\n  - name: a\n    port: 80\n  - name: b\n    deep:\n      x: [1, [2, 3], {k: v}]\n",
+    "s: 'it''s'\nurl: http://x.example:9091/path\nempty:\nneg: -3\nexp: 1e3\nexp2: 1.5e+3\n"
+    "dot: .5\nyes_: yes\noff_: Off\n",
+    "# only comments\n\nkey: value # trailing\nquoted: \"#not a comment\"\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_SAMPLES + [(ROOT / "docs" / "probe.example.yml").read_text()])
+def test_miniyaml_matches_pyyaml(text):
+    assert miniyaml.loads(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text", ["a: &x 1", "a: |\n  text", "a:\n\tb: 1", "a: [1, 2", "--- \na: 1",
+                                  "a: 1\n a: 2", "a: 1\na: 2", "- a\nb: 1", "port: 010", "x: 0x1F", "t: 1:30"])
+def test_miniyaml_rejects_what_it_does_not_read(text):
+    with pytest.raises(miniyaml.YAMLSubsetError, match="line"):
+        miniyaml.loads(text)
+
+
+def test_miniyaml_reads_json():
+    doc = {"checks": {"tcp": {"targets": ["a:1"]}}, "timeout": 30}
+    assert miniyaml.loads(json.dumps(doc)) == doc
+
+
+_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6)
+            | st.floats(allow_nan=False, allow_infinity=False, width=32)
+            | st.text(st.sampled_from("abcXYZ019 .:-/#'\""), max_size=12))
+_keys = st.text(st.sampled_from("abcxyz_-0"), min_size=1, max_size=8)
+_docs = st.recursive(_scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_keys, kids, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_keys, _docs, min_size=1, max_size=5), st.booleans())
+def test_miniyaml_reads_what_pyyaml_writes(doc, flow):
+    text = yaml.safe_dump(doc, default_flow_style=flow, width=10**6)
+    assert miniyaml.loads(text) == yaml.safe_load(text)
