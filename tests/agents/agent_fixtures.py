@@ -1,14 +1,17 @@
-"""Fixtures of the probe agents' tests: DIRAC initialised offline, the fake DIRAC server, agent configs."""
+"""Fixtures and helpers of the probe agents' tests: DIRAC initialised offline, the fake DIRAC server, configs.
+
+Not a conftest.py: several conftest modules in one run overwrite each other as ``conftest`` in
+sys.modules. Test modules import the fixtures they use (``*_fixture``, registered under the short name).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("DIRAC", reason="DIRAC is not installed: run scripts/install-dirac.sh (make dirac)")
-
-from services_fixtures import pushgateway_fixture  # noqa: E402, F401
 
 from probe_pushgateway.agent import config as agent_config  # noqa: E402
 from probe_pushgateway.agent.diracjob import initialize, write_local_cfg  # noqa: E402
@@ -27,24 +30,24 @@ SITES = {
 ALL_TARGETS = [Target(s, c) for s, ces in SITES.items() for c in (ces or [None])]
 
 
-@pytest.fixture(scope="session")
-def dirac_cfg(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", name="dirac_cfg")
+def dirac_cfg_fixture(tmp_path_factory) -> Path:
     """A generated minimal DIRAC configuration with the test sites, loaded offline (no server, no proxy)."""
     path = write_local_cfg(ALL_TARGETS, tmp_path_factory.mktemp("dirac") / "dirac.cfg")
     initialize([path], require_auth=False)
     return path
 
 
-@pytest.fixture
-def fake_pyz(tmp_path) -> Path:
+@pytest.fixture(name="fake_pyz")
+def fake_pyz_fixture(tmp_path) -> Path:
     """A placeholder probe file for jobs that never run (the fake server only stores the sandbox)."""
     path = tmp_path / "bes-probe.pyz"
     path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     return path
 
 
-@pytest.fixture
-def fake_dirac_server(dirac, dirac_cfg, monkeypatch):
+@pytest.fixture(name="fake_dirac_server")
+def fake_dirac_server_fixture(dirac, dirac_cfg, monkeypatch):
     """DIRAC's real ``Dirac`` API talking to a FAKE DIRAC server that writes the real MariaDB JobDB."""
     from fake_dirac_server import FakeDiracServer, install
 
@@ -71,3 +74,14 @@ def db_section(inst) -> dict:
     """The ``database:`` section for a DiracInstance (conftest's exporter config, JobDB keys only)."""
     db = inst.config()["database"]
     return {k: db[k] for k in ("host", "port", "user", "password", "jobdb", "connect_timeout", "query_timeout")}
+
+
+def probe_job(inst, target: Target, *, when: dt.datetime, running: bool = False) -> int:
+    """A probe job as the agent submits it, left Waiting (or Running since ``when``)."""
+    jid = inst.writer.submit(site=target.site, job_group="bes_probe", job_name=target.job_name,
+                             owner="bes_probe", when=when)
+    inst.writer.optimize(jid, when=when)
+    if running:
+        inst.writer.match(jid, target.site, when=when)
+        inst.writer.set_status(jid, "Running", "Application", "Running", when=when)
+    return jid

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT_DIR
+from agent_fixtures import ROOT_DIR
 
 from probe_pushgateway.agent.agent import classify, decide
 from probe_pushgateway.agent.config import ConfigError, load, parse

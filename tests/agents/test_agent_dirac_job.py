@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from agent_fixtures import dirac_cfg_fixture, fake_pyz_fixture  # noqa: F401 - fixtures
 
 from probe_pushgateway.agent.cli import main
 from probe_pushgateway.agent.diracjob import DiracError, build_probe_job, job_jdl, local_cfg_text

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import db_section, make_config
-from services_fixtures import read_pushgateway_metrics
+from agent_fixtures import db_section, dirac_cfg_fixture, fake_dirac_server_fixture, fake_pyz_fixture, make_config  # noqa: F401 - fixtures
+from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from probe_pushgateway.agent.agent import Agent
 from probe_pushgateway.agent.backends import BackendError, DiracBackend

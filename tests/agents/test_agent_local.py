@@ -11,8 +11,12 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT_DIR, make_config
-from services_fixtures import read_pushgateway_metrics
+from agent_fixtures import (
+    ROOT_DIR,
+    dirac_cfg_fixture,  # noqa: F401 - fixtures
+    make_config,
+)
+from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from probe_pushgateway.agent.agent import Agent
 

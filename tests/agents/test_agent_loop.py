@@ -12,9 +12,8 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT_DIR, db_section, make_config
-from services_fixtures import read_pushgateway_metrics
-from test_agent_reap import _probe_job
+from agent_fixtures import ROOT_DIR, db_section, dirac_cfg_fixture, fake_dirac_server_fixture, make_config, probe_job  # noqa: F401 - fixtures
+from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from bes_exporter.simulate.writer import utcnow
 from probe_pushgateway.agent.agent import Agent, CycleStats, run_loop
@@ -38,7 +37,7 @@ def test_loop_survives_outages_fake_dirac_server(fake_dirac_server, dirac, pushg
             pushgateway.restart()
             dirac.query(f"KILL {agent.jobdb.conn.thread_id()}")  # JobDB drops the agent's connection
         elif n == 4:
-            stuck["id"] = _probe_job(dirac, Target("BES.WHU.cn"), when=utcnow() - dt.timedelta(hours=3))
+            stuck["id"] = probe_job(dirac, Target("BES.WHU.cn"), when=utcnow() - dt.timedelta(hours=3))
             fake_dirac_server.fail("killJob", "fake server: JobManager unavailable")
         elif n == 5:
             fake_dirac_server.fail("killJob", None)

@@ -9,26 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from conftest import db_section, make_config
+from agent_fixtures import (  # noqa: F401 - fixtures
+    db_section,
+    dirac_cfg_fixture,
+    fake_dirac_server_fixture,
+    fake_pyz_fixture,
+    make_config,
+    probe_job,
+)
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
-from services_fixtures import read_pushgateway_metrics
+from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from bes_exporter.simulate.writer import utcnow
 from probe_pushgateway.agent.agent import Agent
 from probe_pushgateway.agent.targets import Target
 
 HOURS_AGO = utcnow() - dt.timedelta(hours=3)
-
-
-def _probe_job(inst, target: Target, *, when: dt.datetime, running: bool = False) -> int:
-    """A probe job as the agent submits it, left Waiting (or Running since ``when``)."""
-    jid = inst.writer.submit(site=target.site, job_group="bes_probe", job_name=target.job_name,
-                             owner="bes_probe", when=when)
-    inst.writer.optimize(jid, when=when)
-    if running:
-        inst.writer.match(jid, target.site, when=when)
-        inst.writer.set_status(jid, "Running", "Application", "Running", when=when)
-    return jid
 
 
 def _user_job(inst, site: str, final: str | None = None) -> int:
@@ -76,13 +72,13 @@ YOUNG = Target("GRID.LOCAL.cn", "ce.local.test")
 
 def test_reap_classifies_kills_pushes_and_retires_fake_dirac_server(fake_dirac_server, dirac, pushgateway,
                                                                     dirac_cfg, tmp_path):
-    busy = _probe_job(dirac, BUSY, when=HOURS_AGO)
+    busy = probe_job(dirac, BUSY, when=HOURS_AGO)
     _user_job(dirac, BUSY.site)                       # the site runs other jobs -> busy
-    bad = _probe_job(dirac, BAD, when=HOURS_AGO)      # nothing runs, nothing finished -> bad
-    unknown = _probe_job(dirac, UNKNOWN, when=HOURS_AGO)
+    bad = probe_job(dirac, BAD, when=HOURS_AGO)      # nothing runs, nothing finished -> bad
+    unknown = probe_job(dirac, UNKNOWN, when=HOURS_AGO)
     _user_job(dirac, UNKNOWN.site, final="Done")      # nothing runs but jobs finish -> unknown
-    stuck = _probe_job(dirac, STUCK, when=HOURS_AGO, running=True)  # reached a node, never ended
-    young = _probe_job(dirac, YOUNG, when=utcnow())  # within its waiting timeout: left alone
+    stuck = probe_job(dirac, STUCK, when=HOURS_AGO, running=True)  # reached a node, never ended
+    young = probe_job(dirac, YOUNG, when=utcnow())  # within its waiting timeout: left alone
     other_group = dirac.writer.submit(site=BAD.site, when=HOURS_AGO)  # not a probe job
     now = time.time()
     _probe_push(pushgateway, OK, True, now - 60)
