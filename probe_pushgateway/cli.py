@@ -138,6 +138,8 @@ def _push_target(push_cfg: Dict[str, Any]):
         raise ConfigError("--pushgateway: required unless --dry-run (e.g. https://pgw.example.org:9091)")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) and "//" in url:
         raise ConfigError(f"--pushgateway: {url!r} must be http(s)://host:port")
+    if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
+        raise ConfigError("--pushgateway: put no credentials in the URL; use --push-user and --password-file")
     user, pw_file = push_cfg["user"], push_cfg["password_file"]
     if bool(user) != bool(pw_file):
         raise ConfigError("--push-user and --password-file go together: give both or neither")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, NamedTuple
 
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
@@ -50,7 +50,6 @@ class Context:
     env: Dict[str, str]
     pushgateway_url: str | None = None
     ssl_context: Any = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

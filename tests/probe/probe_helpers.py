@@ -1,4 +1,4 @@
-"""Probe test helpers: real Pushgateways (plain and HTTPS + basic auth), X.509 proxies, CLI runners."""
+"""Probe test helpers: X.509 proxies, CLI runners, Pushgateway API readers (fixtures: conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from services_fixtures import (  # noqa: F401
-    pushgateway_fixture,
-    read_pushgateway_metrics,
-    secure_pushgateway_fixture,
-    tls_material_fixture,
-)
+from services_fixtures import read_pushgateway_metrics  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 # RFC 3820 ProxyCertInfo with policy id-ppl-inheritAll (what grid proxy tools write).
@@ -45,17 +39,6 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd or ROOT,
                           timeout=timeout, user=user)
     return ProbeRun(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture(scope="session")
-def probe_pyz(tmp_path_factory) -> Path:
-    """``bes-probe.pyz`` built from this checkout (world-readable, for runs as another user)."""
-    from probe_pushgateway.build import build
-
-    out = tmp_path_factory.mktemp("pyz") / "bes-probe.pyz"
-    build(out)
-    out.parent.chmod(0o755)
-    return out
 
 
 def probe_group(groups: list[dict], site: str, ce: str = "none") -> dict:

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import make_proxy, run_cli
+from probe_helpers import make_proxy, run_cli
 
 from probe_pushgateway import checks
 from probe_pushgateway.checks import environment

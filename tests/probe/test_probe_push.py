@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_proxy, probe_group, read_pushgateway_metrics, run_cli, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probe_helpers import make_proxy, probe_group, read_pushgateway_metrics, run_cli, samples
 from prometheus_client.parser import text_string_to_metric_families
 from services_fixtures import write_web_config
 
@@ -177,6 +177,7 @@ HOSTILE = [
       "/nonexistent"], "--password-file"),
     (["--site", SITE, "--pushgateway", "http://127.0.0.1:1", "--ca-file", "/nonexistent"], "--ca-file"),
     (["--site", SITE], "--pushgateway: required"),
+    (["--site", SITE, "--pushgateway", "https://prober:secret@pgw.example.org:9091"], "no credentials in the URL"),
     (["--site", SITE, "--config.file", "/nonexistent.yml", "--dry-run"], "--config.file"),
 ]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, probe_group, read_pushgateway_metrics, run_cli, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probe_helpers import ROOT, probe_group, read_pushgateway_metrics, run_cli, samples
 
 from probe_pushgateway import miniyaml
 from probe_pushgateway.build import build
