@@ -133,6 +133,9 @@ def _missing_site() -> str:
 def _push_target(push_cfg: Dict[str, Any]):
     from .push import PushTarget
 
+    for key in ("url", "ca_file", "user", "password_file", "client_cert", "client_key"):
+        if push_cfg[key] is not None and not isinstance(push_cfg[key], str):
+            raise ConfigError(f"pushgateway.{key}: expected a string, got {push_cfg[key]!r}")
     url = push_cfg["url"]
     if not url:
         raise ConfigError("--pushgateway: required unless --dry-run (e.g. https://pgw.example.org:9091)")

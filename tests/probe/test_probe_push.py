@@ -201,6 +201,7 @@ CONFIGS = [
     ("- just\n- a list", "mapping at top level"),
     ("checks: [unclosed", "not valid YAML"),
     ("pushgateway: {url: http://x:1, pasword_file: y}", "unknown option 'pasword_file'"),
+    ("pushgateway: {url: http://x:1, ca_file: 3}", "pushgateway.ca_file"),
     ("site: ../x", "--site"),
     ("allowed_sites: [BES.USTC.cn]", "not among the allowed sites"),
 ]
@@ -210,7 +211,8 @@ CONFIGS = [
 def test_bad_config_exits_3_with_one_line(text, names, tmp_path, capsys):
     path = tmp_path / "probe.yml"
     path.write_text(text + "\n")
-    argv = ["--config.file", str(path), "--dry-run"] + ([] if text.startswith("site:") else ["--site", SITE])
+    dry = [] if text.startswith("pushgateway:") else ["--dry-run"]
+    argv = ["--config.file", str(path)] + dry + ([] if text.startswith("site:") else ["--site", SITE])
     code, out, err = run_in_process(capsys, *argv)
     assert code == 3 and out == ""
     assert err.count("\n") == 1 and names in err, err
