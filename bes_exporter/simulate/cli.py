@@ -148,18 +148,35 @@ def simulate(args) -> int:
     engine = Engine(topo, writer, clock, random.Random(args.seed), log, scenarios, cvmfs,
                     rss_enforce=args.rss == "enforce")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"{PROG}: {msg}", file=sys.stderr, flush=True))
-    say(f"DIRAC {args.generation} databases {dbs.jobdb}, {dbs.pilotdb}, {dbs.logdb}"
-        + (f", {dbs.rssdb}" if dbs.rssdb else "") + (" (reused" + (f"; ended {leftovers[0]} jobs and "
-        f"{leftovers[1]} pilots left over)" if any(leftovers) else ")") if reused else " (created)"))
+    how = "created"
+    if reused:
+        how = "reused" + (f"; ended {leftovers[0]} jobs and {leftovers[1]} pilots left over" if any(leftovers) else "")
+    names = ", ".join(n for n in (dbs.jobdb, dbs.pilotdb, dbs.logdb, dbs.rssdb) if n)
+    say(f"DIRAC {args.generation} databases {names} ({how})")
     say(f"{len(topo.sites)} sites, {topo.slots} slots; speed {args.speed:g}x; events {events_path}; "
         f"CVMFS roots {state / 'cvmfs'}")
 
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.append(1))
-    step = max(60.0, args.speed)  # simulated seconds per transaction
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda *_: stop.append(1)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        done_t = _loop(engine, conn, db_clock, clock, log, duration, args.speed, stop, say)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.note(done_t, "simulator stopped")
+    log.flush(force=True)
+    say(_progress(engine, done_t) + " - stopped")
+    conn.close()
+    return 0
+
+
+def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLog, duration: float | None,
+          speed: float, stop: list[int], say) -> float:
+    """Follow the database clock: each step of simulated time is one transaction, never ahead of it."""
+    step = max(60.0, speed)  # simulated seconds per transaction
     done_t = 0.0
-    last_sync = last_say = time.monotonic()
+    last_sync = last_say = last_warn = time.monotonic()
+    caught_up = False
     conn.begin()
     engine.start()
     conn.commit()
@@ -176,6 +193,12 @@ def simulate(args) -> int:
         if duration is not None and done_t >= duration:
             break
         now = time.monotonic()
+        lag = (clock.sim_now() - done_t) / speed  # real seconds behind the database clock
+        caught_up = caught_up or lag < 2
+        if caught_up and lag > 10 and now - last_warn > 60:
+            last_warn = now
+            print(f"{PROG}: falling {lag:.0f} s behind the database clock: heartbeats and waits look older than "
+                  "they are; lower --speed or --scale", file=sys.stderr, flush=True)
         if now - last_sync > 60:
             db_clock.resync()
             last_sync = now
@@ -183,11 +206,7 @@ def simulate(args) -> int:
             last_say = now
             say(_progress(engine, done_t))
         time.sleep(0.2)
-    log.note(done_t, "simulator stopped")
-    log.flush(force=True)
-    say(_progress(engine, done_t) + " - stopped")
-    conn.close()
-    return 0
+    return done_t
 
 
 def _progress(engine: Engine, t: float) -> str:

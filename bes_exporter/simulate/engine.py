@@ -377,7 +377,7 @@ class Engine:
                 "Pilot_Reference": pilot.ref,
                 "LocalAccount": f"besprd{self.rng.randint(1, 40):03d}", "CPUNormalizationFactor": "10.2",
                 "ModelName": "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz", "Memory(MB)": "2048"})
-        self.after(self.u(5, 30), self._heartbeat, job)
+        self.after(self.u(0, 10), self._heartbeat, job, 0)
         if self.central is not None:
             self.after(self.u(20, 120), self._job_final, job, "Failed", "Failed Downloading InputSandbox", "Unknown")
             return
@@ -406,7 +406,8 @@ class Engine:
         if job.phase == phase:
             self._report(job, None, minor, app)
 
-    def _heartbeat(self, job: Job) -> None:
+    def _heartbeat(self, job: Job, beat: int) -> None:
+        """Watchdog: a heartbeat at the first 10 s poll, then each time CheckingTime more has elapsed."""
         if job.phase not in ("running", "completing"):
             return
         if job.site not in self.cut:
@@ -418,8 +419,8 @@ class Engine:
             }, when=self.when())
             job.db, job.last = "Running", self.now  # setHeartBeatData forces Running (even over Stalled)
             self.tracked[job.id] = job
-        period = self.dirac["heartbeat_period"]
-        self.after(period + self.u(-0.02, 0.02) * period, self._heartbeat, job)
+        next_at = job.started + (beat + 1) * self.dirac["heartbeat_period"] + self.u(0, 10)
+        self.at(max(next_at, self.now + 1), self._heartbeat, job, beat + 1)
 
     def _job_completing(self, job: Job, final: str, minor: str, app: str) -> None:
         if job.phase != "running":

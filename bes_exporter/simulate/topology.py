@@ -119,7 +119,7 @@ WORKLOAD_DEFAULTS: dict[str, Any] = {
     "targeted_fraction": 0.3,
     "demand": 1.1,
     "backlog": 0.15,
-    "failure_rate": 0.02,
+    "failure_rate": 0.01,
     "pending_requests_rate": 0.01,
     "kill_rate": 0.002,
 }
