@@ -27,9 +27,20 @@ for pkg in swig libssl-dev pkg-config libmariadb-dev; do
   fi
 done
 
-echo "install-dirac: installing DIRAC $DIRAC_VERSION into .venv (a few minutes the first time)"
-"$PY" -m pip install -q --no-deps "DIRAC==$DIRAC_VERSION"
-"$PY" -m pip install -q packaging
+log=.venv/install-dirac.log
+: > "$log"
+pip_install() {
+  # pip's own noise (and its expected "dirac requires gfal2-python" complaint) goes to the log.
+  if ! "$PY" -m pip install -q "$@" >> "$log" 2>&1; then
+    echo "install-dirac: pip install $* failed; last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+}
+
+echo "install-dirac: installing DIRAC $DIRAC_VERSION into .venv (a few minutes the first time; log: $log)"
+pip_install --no-deps "DIRAC==$DIRAC_VERSION"
+pip_install packaging
 
 # DIRAC's own requirements, without extras and without gfal2-python.
 mapfile -t reqs < <("$PY" - <<'PYEOF'
@@ -46,10 +57,10 @@ for line in requires("DIRAC") or []:
     print(str(req))
 PYEOF
 )
-"$PY" -m pip install -q "${reqs[@]}" mysqlclient opensearch-py
+pip_install "${reqs[@]}" mysqlclient opensearch-py
 
 # pip check must complain about gfal2-python only.
-problems=$("$PY" -m pip check 2>&1 | grep -vi 'gfal2-python' || true)
+problems=$("$PY" -m pip check 2>&1 | grep -v '^WARNING' | grep -vi 'gfal2-python' || true)
 if [ -n "$problems" ] && [ "$problems" != "No broken requirements found." ]; then
   echo "install-dirac: pip check reports more than the missing gfal2-python:" >&2
   echo "$problems" >&2

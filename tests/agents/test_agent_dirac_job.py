@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from agent_fixtures import dirac_cfg_fixture, fake_pyz_fixture  # noqa: F401 - fixtures
+from agent_fixtures import SITES, dirac_cfg_fixture, fake_pyz_fixture, make_config  # noqa: F401 - fixtures
 
+from probe_pushgateway.agent.agent import Agent
 from probe_pushgateway.agent.cli import main
 from probe_pushgateway.agent.diracjob import DiracError, build_probe_job, job_jdl, local_cfg_text
 from probe_pushgateway.agent.targets import Target
@@ -81,3 +82,11 @@ state_dir: {tmp_path / 'state'}
     assert "# BES.WHU.cn/none" in out and "Site = BES.WHU.cn;" in out
     assert "site BES.NOWHERE.cn is not in DIRAC's configuration" in caplog.text
     assert "Traceback" not in err
+
+
+def test_targets_all_reads_every_site_of_dirac_configuration(dirac_cfg, tmp_path):
+    cfg = make_config(tmp_path, targets="all", pushgateway_url="http://127.0.0.1:9",
+                      backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]})
+    targets = Agent(cfg).targets()
+    assert set(SITES) <= {t.site for t in targets}
+    assert all(t.ce is None for t in targets)  # one site-level probe per site
