@@ -128,6 +128,10 @@ def simulate(args) -> int:
     if args.timeline:
         specs += load_timeline(args.timeline)
     scenarios = [resolve(s, topo) for s in specs]
+    for sc in scenarios:
+        if duration is not None and sc.spec.at >= duration:
+            raise ConfigError(f"--scenario {sc.name}@{_fmt(sc.spec.at)} starts after --duration {_fmt(duration)}; "
+                              "start it earlier or run longer")
     database.names(args.db_prefix, args.generation)  # validates the prefix before connecting
     conn = database.connect(args.db_host, args.db_port, args.db_user, _password(args))
     database.lock(conn, args.db_prefix)
@@ -137,8 +141,13 @@ def simulate(args) -> int:
     leftovers = database.end_leftovers(conn, dbs, writer) if reused else (0, 0)
     clock = SimClock(db_clock, args.speed, head_start=duration if args.once else min(warmup, duration or warmup))
     state = _state_dir(args)
-    cvmfs = FakeCvmfs(state / "cvmfs", [s.name for s in topo.sites], topo.cvmfs_repositories)
     events_path = Path(args.events) if args.events else state / "events.json"
+    try:
+        cvmfs = FakeCvmfs(state / "cvmfs", [s.name for s in topo.sites], topo.cvmfs_repositories)
+        events_path.parent.mkdir(parents=True, exist_ok=True)
+        events_path.touch()
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename or state}: {exc.strerror}; fix --state-dir/--events") from None
     meta = {"generation": args.generation, "seed": args.seed, "topology": topo.source, "scale": args.scale,
             "databases": {"JobDB": dbs.jobdb, "PilotAgentsDB": dbs.pilotdb, "JobLoggingDB": dbs.logdb,
                           "ResourceStatusDB": dbs.rssdb},

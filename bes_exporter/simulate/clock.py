@@ -52,7 +52,7 @@ class SimClock:
         """``head_start`` simulated seconds are placed in the past (written at once: warm-up, --once)."""
         self.db = db_clock
         self.speed = float(speed)
-        self.origin = db_clock.now() - head_start / self.speed - 1.0  # 1 s margin for the floor
+        self.origin = db_clock.now() - head_start / self.speed
 
     def sim_now(self) -> float:
         """The simulated second the database clock has reached."""

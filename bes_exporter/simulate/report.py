@@ -1,8 +1,9 @@
 """``bes-simulate --report``: per scenario, the simulated time from the first alert to DIRAC's own action.
 
 Alerts come from Alertmanager (``--alerts http://127.0.0.1:9093``, API v2) or a file holding the same
-JSON list. An alert belongs to a scenario when it started at or after the scenario and its ``site``,
-``ce`` or ``host`` label names the scenario's target (any alert, for ``central-failure``). Times are
+JSON list. An alert belongs to a scenario when it started at or after the scenario and its label for the target's
+most specific part (``host``, else ``ce``, else ``site``) names it; for ``central-failure``, an alert
+without a ``site`` label or whose name contains ``Central``. Times are
 converted to simulated seconds with the run's clock (``sim = (utc - origin) * speed``).
 """
 
@@ -66,10 +67,14 @@ def _epoch(ts: str) -> float:
 
 
 def _matches(sc: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Central failure: an alert without a site or named *Central*; else the target's most specific label."""
     if sc["name"] == "central-failure":
-        return True
+        return "site" not in labels or "Central" in labels.get("alertname", "")
     target = sc.get("target", {})
-    return any(labels.get(k) == v for k, v in target.items())
+    for key in ("host", "ce", "site"):
+        if key in target:
+            return labels.get(key) == target[key]
+    return False
 
 
 def _fmt(seconds: float | None) -> str:

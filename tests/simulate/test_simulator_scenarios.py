@@ -213,6 +213,8 @@ def test_report_compares_alerts_with_dirac(old, tmp_path):
         {"labels": {"alertname": "DiracBlackHoleHost", "site": USTC, "host": BLACK_HOLE},
          "startsAt": iso(bh["host_failures_sim"][2] + 1)},
         {"labels": {"alertname": "Unrelated", "site": IHEP}, "startsAt": iso(100)},
+        {"labels": {"alertname": "DiracSiteJobFailureRatioHigh", "site": USTC},
+         "startsAt": iso(bh["host_failures_sim"][0] + 1)},  # site-level: not the host's alert
     ]
     (tmp_path / "alerts.json").write_text(json.dumps(alerts))
     (tmp_path / "events.json").write_text(json.dumps(old.events))
@@ -223,6 +225,7 @@ def test_report_compares_alerts_with_dirac(old, tmp_path):
     hb = rows["heartbeat-loss"]
     assert hb["alert"] == "DiracHeartbeatLagHigh" and abs(hb["alert_after"] - 2700) < 2
     assert hb["dirac_action"] == "StalledJobAgent:Stalled (threshold)" and 0 < hb["lead"] <= 4500 - 2700 + 1
+    assert rows["black-hole-host"]["alert"] == "DiracBlackHoleHost"
     assert rows["black-hole-host"]["host_failures_before_alert"] == 3
     assert rows["no-matching"]["alert"] is None and rows["no-matching"]["dirac_action"] == "none"
     table = report.render(report.build(old.events, alerts))
