@@ -181,7 +181,9 @@ class Engine:
             name, job_group = f"{prod}_{serial:06d}", f"BES3_{prod}_r{1 + serial // 5000:02d}"
         else:
             name, job_group = f"boss_ana_{serial:06d}", "00000000"
-        job_id = self.w.submit(site=target.name if target else "ANY", job_group=job_group, owner=owner,
+        # Jobs for one site carry its name; others 'ANY', or 'Multiple' when they list several sites.
+        placeholder = "Multiple" if self.rng.random() < 0.1 else "ANY"
+        job_id = self.w.submit(site=target.name if target else placeholder, job_group=job_group, owner=owner,
                                owner_group=group, job_name=name, when=self.when())
         self.counts["jobs"] += 1
         self.after(self.u(5, 60), self._optimize, Job(job_id, target, self.now))
@@ -367,6 +369,8 @@ class Engine:
         return True
 
     def _job_start(self, job: Job) -> None:
+        if job.phase != "matched":  # rescheduled meanwhile
+            return
         job.phase, job.started = "running", self.now
         self._report(job, "Running", "Job Initialization", "Unknown")
         pilot = job.pilot
@@ -446,7 +450,7 @@ class Engine:
             self._finished(job, final)
         bh = self.blackholes.get(job.host)
         if final == "Failed" and bh is not None:
-            fails = bh.record.setdefault("host_failures_sim", [])
+            fails = bh.record["host_failures_sim"]
             if len(fails) < 1000:
                 fails.append(round(self.now, 1))
             if len(fails) in (1, 10, 50):

@@ -136,6 +136,8 @@ class Scenario:
             "first_dirac_action": None,
             "milestones": {},
         }
+        if spec.name == "black-hole-host":
+            self.record["host_failures_sim"] = []  # simulated times of the host's failed jobs (first 1000)
 
     @property
     def name(self) -> str:
