@@ -1,0 +1,1 @@
+"""Scale benchmark: our exporter against the naive SQL-exporter way, on a real MariaDB with N jobs."""
