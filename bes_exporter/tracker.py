@@ -10,8 +10,10 @@ DIRAC"):
 * A job *life* is (JobID, RescheduleCounter). A life is counted once, when it is first seen in a final
   state (Done, Completed, Failed, Killed). A reschedule starts a new life; a heartbeat that flips a
   finished job back to Running does not (within ``finished_retention_seconds``).
-* A final row is counted only for a job the tracker saw active before, or one submitted inside the
-  window; a job that was already final before the exporter started is never counted.
+* A final row is counted only for a job the tracker saw active before, or a job it has never seen at
+  all: one with a JobID above every JobID seen so far (JobIDs come from an AUTO_INCREMENT), or one
+  submitted inside the window (a lower JobID committed late). A job that was already final before the
+  exporter started is never counted.
 * Some writes change Status without moving LastUpdateTime (heartbeat, update=False attributes): the
   periodic resync of active IDs catches those.
 """
@@ -32,6 +34,8 @@ WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s
 ORDER BY LastUpdateTime, JobID
 LIMIT %(limit)s
 """
+
+MAX_ID_SQL = "SELECT MAX(JobID) FROM `{jobdb}`.Jobs"
 
 ACTIVE_IDS_SQL = """
 SELECT JobID FROM `{jobdb}`.Jobs WHERE Status IN ({states})
@@ -94,7 +98,10 @@ class JobTracker:
         self.cursor: tuple[dt.datetime, int] | None = None  # resume point inside a backlog
         self.born_after: dt.datetime | None = None
         self.last_resync: dt.datetime | None = None
+        self.max_id = 0  # highest JobID seen by the end of the previous collection
+        self._new_above = 0  # max_id as it was when this collection started
         self._sql = CHANGED_SQL.format(jobdb=jobdb)
+        self._max_id_sql = MAX_ID_SQL.format(jobdb=jobdb)
         self._active_sql = ACTIVE_IDS_SQL.format(
             jobdb=jobdb, states=", ".join(f"'{s}'" for s in ACTIVE_STATES))
 
@@ -103,6 +110,7 @@ class JobTracker:
         first = self.prev_start is None
         if first:  # LastUpdateTime has 1 s resolution: a job of this very second counts as older
             self.born_after = now + dt.timedelta(seconds=1)
+            self.max_id = int(db.query(self._max_id_sql)[0][0] or 0)
             self._resync(db, now)
             low = (now - self.overlap, 0)
         else:
@@ -114,6 +122,7 @@ class JobTracker:
                 self.born_after = fresh
         key = low
         budget = self.max_rows
+        self._new_above = self.max_id
         try:
             while True:
                 rows = db.query(self._sql, {"lut": key[0], "job": key[1], "limit": self.page_rows})
@@ -141,12 +150,14 @@ class JobTracker:
     def _row(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
         job_id, site, status, minor, group, rc, lut, submitted, start, end = row
         life = self.lives.get(job_id)
+        self.max_id = max(self.max_id, job_id)
         probe = group == self.probe_group
         if status in FINAL_STATES:
             if life is not None and life.rc == rc and life.closed:
                 life.seen = now
                 return
-            known = life is not None or (submitted is not None and submitted >= self.born_after)
+            known = (life is not None or job_id > self._new_above
+                     or (submitted is not None and submitted >= self.born_after))
             if life is None:
                 life = self.lives[job_id] = _Life(now, rc)
             self._started(life, site, submitted, start, probe, changes)

@@ -48,9 +48,10 @@ def _epoch(t: dt.datetime) -> float:
 
 
 class _Host:
-    __slots__ = ("counts", "fast", "last_end", "last_active", "recent")
+    __slots__ = ("counts", "fast", "last_end", "last_active", "recent", "shown")
 
     def __init__(self) -> None:
+        self.shown = False  # exported once (at zero) yet: a new series must start at 0 for increase()
         self.counts: dict[str, int] = {}
         self.fast = 0
         self.last_end: dt.datetime | None = None
@@ -167,9 +168,14 @@ class Hosts(Scraper):
         for site in sorted(exported):
             for name in sorted(exported[site]):
                 h = self.hosts[site][name]
+                # A host's series appear with its first finished job. Shown at 0 in that first scrape and
+                # with the real counts one scrape later, increase() sees the jobs; otherwise a new black
+                # hole that failed 8 jobs between two scrapes would start at 8 and show no increase.
+                zero = not h.shown
+                h.shown = True
                 for status in FINAL_STATES:
-                    fin.add_metric([site, name, status], h.counts.get(status, 0))
-                fast.add_metric([site, name], h.fast)
+                    fin.add_metric([site, name, status], 0 if zero else h.counts.get(status, 0))
+                fast.add_metric([site, name], 0 if zero else h.fast)
                 if h.last_end is not None:
                     last.add_metric([site, name], _epoch(h.last_end))
         dropped = CounterMetricFamily(*DROPPED, labels=["site"])
