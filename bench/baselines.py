@@ -37,8 +37,8 @@ def minimal_queries(ds: Dataset, scrapers: list[str], window_s: int, new_pilots:
     out = []
     if "jobs" in scrapers:
         out.append(f"SELECT Status, Site, COUNT(*) FROM {j}.Jobs WHERE Status IN ({_IN_ACTIVE}) GROUP BY Status, Site")
-        out.append(f"SELECT Status, Site, COUNT(*) FROM {j}.Jobs WHERE JobGroup = '{PROBE_GROUP}'"
-                   f" AND Status IN ({_IN_ACTIVE}) GROUP BY Status, Site")
+        out.append(f"SELECT Status, Site, COUNT(*) FROM {j}.Jobs FORCE INDEX (JobGroup)"
+                   f" WHERE JobGroup = '{PROBE_GROUP}' AND Status IN ({_IN_ACTIVE}) GROUP BY Status, Site")
     if {"finished", "wait"} & set(scrapers):
         out.append(f"SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,"
                    f" SubmissionTime, StartExecTime, EndExecTime FROM {j}.Jobs"

@@ -38,7 +38,19 @@ from bes_exporter.scrapers import SCRAPERS
 from . import baselines
 from .dataset import Dataset, drop
 from .generate import default_active, ensure
-from .measure import Accounts, BenchError, Stats, connect, cpu_seconds, free_port, machine, rss_kb, stop, wait_http
+from .measure import (
+    Accounts,
+    BenchError,
+    OneLineParser,
+    Stats,
+    connect,
+    cpu_seconds,
+    free_port,
+    machine,
+    rss_kb,
+    stop,
+    wait_http,
+)
 from .stream import LiveDirac
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +65,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/run", description="Scale benchmark: bes-exporter vs the naive way.")
+    p = OneLineParser(prog="bench/run", description="Scale benchmark: bes-exporter vs the naive way.")
     p.add_argument("--jobs", type=int, required=True, help="jobs in the dataset (e.g. 100000, 1000000, 10000000)")
     p.add_argument("--json", required=True, metavar="FILE", help="write the results here")
     p.add_argument("--markdown", metavar="FILE", help="also write the markdown table here")
@@ -266,23 +278,23 @@ def run(args) -> dict:
         live = LiveDirac(writer_conn, ds.jobdb, ds.pilotdb, ds.generation)
         log(f"run: {ds.jobs} jobs ({live.active()} active in the stream's pools), exporter collectors: "
             f"{', '.join(c.name for c in SCRAPERS)}")
-        exp = Exporter(ds, db, "bes_bench_ours", accounts.passwords["bes_bench_ours"], args, workdir)
-        ours = measure_ours(exp, live, stats, "bes_bench_ours", args, ds.databases, log)
+        u_ours, u_min, u_naive = accounts.user["ours"], accounts.user["min"], accounts.user["naive"]
+        exp = Exporter(ds, db, u_ours, accounts.passwords[u_ours], args, workdir)
+        ours = measure_ours(exp, live, stats, u_ours, args, ds.databases, log)
         exp.stop()
         log(f"run: ours: p50 {ours['scrape_p50_s'] * 1000:.1f} ms, p95 {ours['scrape_p95_s'] * 1000:.1f} ms,"
             f" {ours['rows_examined_per_scrape']} rows examined, peak RSS {ours['rss_peak_mb']} MB")
         window = int(round(args.interval + args.overlap))
         mq = baselines.minimal_queries(ds, exp.names, window, max(1, args.pilot_transitions // 3))
-        minimal = baselines.run_minimal(db, "bes_bench_min", accounts.passwords["bes_bench_min"], mq,
-                                        args.minimal_repeats, timeout=600)
+        minimal = baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, args.minimal_repeats, timeout=600)
         minimal["queries"] = [" ".join(q.split()) for q in mq]
-        before = stats.account("bes_bench_min")
-        baselines.run_minimal(db, "bes_bench_min", accounts.passwords["bes_bench_min"], mq, 1, timeout=600)
-        d = stats.account("bes_bench_min") - before
+        before = stats.account(u_min)
+        baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, 1, timeout=600)
+        d = stats.account(u_min) - before
         minimal["rows_examined"], minimal["db_s"] = d.rows_read, round(d.busy_s, 6)
         log(f"run: minimal queries: {minimal['median_s'] * 1000:.1f} ms, {d.rows_read} rows examined")
-        naive = baselines.run_naive(db, ds, stats, "bes_bench_naive", accounts.passwords["bes_bench_naive"], workdir,
-                                    args.naive_cycles, args.naive_timeout, log)
+        naive = baselines.run_naive(db, ds, stats, u_naive, accounts.passwords[u_naive], workdir, args.naive_cycles,
+                                    args.naive_timeout, log)
         plans = {"ours_minimal": baselines.explain(root, mq),
                  "naive": baselines.explain(root, [q["query"] for q in baselines.naive_queries(ds)])}
         live_counts = dict(live.counts)

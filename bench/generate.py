@@ -20,7 +20,6 @@ AUTO_INCREMENT is moved past the loaded JobIDs so that DIRAC-like submissions co
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -49,6 +48,7 @@ from .dataset import (
     read_meta,
     write_meta,
 )
+from .measure import OneLineParser
 
 SPAN = 30 * 86400
 CHUNK = 20000
@@ -458,7 +458,7 @@ def default_active(jobs: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m bench.generate", description=__doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, required=True, help="number of jobs (1000 .. 100000000)")
     p.add_argument("--active", type=int, help="jobs in non-final states (default 1 %% of --jobs)")
     p.add_argument("--generation", default="8.0", help="DIRAC schema generation: 8.0 (default) or 9.1")

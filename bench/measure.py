@@ -9,6 +9,7 @@ cross-check; they include every other client of the server.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
@@ -20,7 +21,14 @@ from pathlib import Path
 
 import pymysql
 
-ACCOUNTS = ("bes_bench_ours", "bes_bench_naive", "bes_bench_min")
+ROLES = ("ours", "naive", "min")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with errors as one line (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 class BenchError(Exception):
@@ -106,24 +114,26 @@ class Stats:
 
 
 class Accounts:
-    """The measured clients' read-only accounts with fresh random passwords, dropped at the end."""
+    """The measured clients' read-only accounts (``bes_bench_<role>_<run tag>``, so concurrent runs never
+    share one) with random passwords; dropped at the end."""
 
     def __init__(self, conn, databases: list[str]):
         self.conn = conn
         self.databases = databases
-        self.passwords = {u: secrets.token_urlsafe(18) for u in ACCOUNTS}
+        tag = secrets.token_hex(3)
+        self.user = {role: f"bes_bench_{role}_{tag}" for role in ROLES}
+        self.passwords = {u: secrets.token_urlsafe(18) for u in self.user.values()}
 
     def create(self) -> None:
         with self.conn.cursor() as cur:
             for user, pw in self.passwords.items():
-                cur.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
                 cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (pw,))
                 for name in self.databases:
                     cur.execute(f"GRANT SELECT ON `{name.replace('_', chr(92) + '_')}`.* TO '{user}'@'127.0.0.1'")
 
     def drop(self) -> None:
         with self.conn.cursor() as cur:
-            for user in ACCOUNTS:
+            for user in self.passwords:
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
 
 

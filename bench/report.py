@@ -1,0 +1,110 @@
+"""Several bench/run results side by side, with the issue's targets checked across them.
+
+    python -m bench.report run100k.json run1m.json run10m.json [--markdown FILE]
+
+The N-independence target compares rows examined per scrape between runs of the same generation and
+active volume (the steady stream is the same in every run).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .driver import TARGETS
+from .measure import OneLineParser
+
+
+def _n(x: int) -> str:
+    for div, unit in ((1_000_000, " M"), (1_000, " k")):
+        if x >= div and x % (div // 10) == 0:
+            v = x / div
+            return f"{v:g}{unit}"
+    return f"{x:,}"
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1000:,.1f} ms" if s < 10 else f"{s:,.1f} s"
+
+
+def table(runs: list[dict]) -> str:
+    head = "| | " + " | ".join(f"N = {_n(r['jobs'])}" for r in runs) + " |"
+    rows = [
+        ("DIRAC schema / active jobs", lambda r: f"{r['generation']} / {r['active']:,}"),
+        ("dataset size (data + indexes)", lambda r: f"{r['dataset']['size_mb'] / 1024:,.1f} GiB"),
+        ("**ours**: scrape wall time p50 / p95", lambda r: f"{_ms(r['ours']['scrape_p50_s'])} / "
+                                                           f"{_ms(r['ours']['scrape_p95_s'])}"),
+        ("ours: rows examined per scrape (median)", lambda r: f"{r['ours']['rows_examined_per_scrape']:,}"),
+        ("ours: database time per scrape (median)", lambda r: _ms(r["ours"]["db_s_per_scrape"])),
+        ("ours: exporter CPU per scrape (mean)", lambda r: _ms(r["ours"]["exporter_cpu_s_per_scrape"])),
+        ("ours: exporter peak RSS", lambda r: f"{r['ours']['rss_peak_mb']:.1f} MB"),
+        ("minimal indexed queries, mysql client", lambda r: _ms(r["minimal_sql_s"])),
+        ("ours p50 ÷ minimal", lambda r: f"{r['ratios']['ours_scrape_p50_over_minimal_sql']:.1f}×"),
+        ("**naive**: database time per cycle", lambda r: _ms(r["naive"]["cycle_db_s"])),
+        ("naive: rows examined per cycle", lambda r: f"{r['naive']['rows_examined_per_cycle']:,}"),
+        ("naive: cycle wall time", lambda r: _ms(r["naive"]["cycle_wall_s"])),
+        ("**naive ÷ ours**: database time", lambda r: f"{r['ratios']['naive_db_s_over_ours_db_s']:,.0f}×"),
+        ("naive ÷ ours: rows examined", lambda r: f"{r['ratios']['naive_rows_over_ours_rows']:,.0f}×"),
+        ("machine load (1 min average) during the scrapes", lambda r: f"{r['ours']['load_average_1m_mean']:.1f}"),
+    ]
+    lines = [head, "|---|" + "---:|" * len(runs)]
+    for label, fn in rows:
+        lines.append(f"| {label} | " + " | ".join(fn(r) for r in runs) + " |")
+    return "\n".join(lines)
+
+
+def independence(runs: list[dict]) -> list[dict]:
+    """Spread of rows examined per scrape between runs of equal generation and active volume."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["generation"], r["active"]), []).append(r)
+    out = []
+    for (gen, active), rs in sorted(groups.items()):
+        if len({r["jobs"] for r in rs}) < 2:
+            continue
+        rows = [r["ours"]["rows_examined_per_scrape"] for r in rs]
+        spread = max(rows) / min(rows) - 1 if min(rows) else float("inf")
+        out.append({"generation": gen, "active": active, "jobs": [r["jobs"] for r in rs], "rows": rows,
+                    "spread": round(spread, 3), "met": spread <= TARGETS["rows_spread"]})
+    return out
+
+
+def summary(runs: list[dict]) -> str:
+    lines = []
+    for r in runs:
+        t = r["targets"]
+        bad = [k for k, v in t.items() if not v["met"]]
+        lines.append(f"- N = {_n(r['jobs'])} ({r['generation']}, {r['active']:,} active): "
+                     + ("all per-run targets met" if not bad else "missed: " + ", ".join(bad)))
+    for g in independence(runs):
+        lines.append(f"- rows examined per scrape, DIRAC {g['generation']}, {g['active']:,} active, N = "
+                     + ", ".join(_n(j) for j in g["jobs"]) + f": {', '.join(f'{x:,}' for x in g['rows'])}"
+                     + f" (spread {g['spread'] * 100:.1f} %, target ≤ {TARGETS['rows_spread'] * 100:.0f} %:"
+                     + f" {'met' if g['met'] else 'missed'})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="+", help="JSON files written by bench/run --json")
+    p.add_argument("--markdown", metavar="FILE", help="also write the table here")
+    args = p.parse_args(argv)
+    runs = []
+    for f in args.files:
+        try:
+            runs.append(json.loads(Path(f).read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"bench.report: {f}: {getattr(exc, 'strerror', None) or exc}; give a bench/run --json file",
+                  file=sys.stderr)
+            return 2
+    runs.sort(key=lambda r: (r["generation"], r["active"], r["jobs"]))
+    text = table(runs) + "\n\n" + summary(runs) + "\n"
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
