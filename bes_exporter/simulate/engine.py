@@ -124,7 +124,14 @@ class Engine:
         """Initial site status rows, the periodic agents, the scenarios' start and end."""
         for site in self.topo.sites:
             self._write_site_status(site, "Active", "Initial status set by bes-simulate")
-        self.at(0.0, self._submitter)
+        # The instance starts with a queue: enough jobs for every slot plus the usual backlog.
+        f, total = self.wl["targeted_fraction"], self.topo.slots
+        for _ in range(round((1 - f + self.wl["backlog"]) * total)):
+            self.at(self.u(0, 600), self._submit, None)
+        for site in self.topo.sites:
+            for _ in range(round(f * site.slots)):
+                self.at(self.u(0, 600), self._submit, site)
+        self.at(600.0, self._submitter)
         self.at(self.u(0, 30), self._director)
         self.at(self.u(0, self.dirac["stalled_agent_period"]), self._stalled_agent)
         self.at(self.u(0, self.dirac["rss_period"]), self._rss)
@@ -449,7 +456,7 @@ class Engine:
         else:
             self._finished(job, final)
         bh = self.blackholes.get(job.host)
-        if final == "Failed" and bh is not None:
+        if final == "Failed" and bh is not None and job.started >= bh.spec.at:  # failed by the fault
             fails = bh.record["host_failures_sim"]
             if len(fails) < 1000:
                 fails.append(round(self.now, 1))

@@ -23,6 +23,7 @@ SMALL = str(HERE / "topology_small.yml")
 DB_HOST = os.environ.get("BES_TEST_DB_HOST", "127.0.0.1")
 DB_PORT = int(os.environ.get("BES_TEST_DB_PORT", "3306"))
 SPEED = 100.0
+SEED = os.environ.get("BES_SIMULATE_TEST_SEED", "7")  # another seed: check the tests do not depend on luck
 
 
 def conn() -> pymysql.connections.Connection:
@@ -110,7 +111,7 @@ def simulate_parallel(tmp: Path, runs: dict[str, tuple], timeout: float = 150) -
     for name, (generation, duration, *extra) in runs.items():
         prefix, state = new_prefix(), tmp / name
         argv = [*db_args(prefix), "--generation", generation, "--topology", SMALL, "--once", "--duration", duration,
-                "--speed", str(SPEED), "--seed", "7", "--state-dir", str(state), "--quiet", *extra]
+                "--speed", str(SPEED), "--seed", SEED, "--state-dir", str(state), "--quiet", *extra]
         proc = subprocess.Popen([sys.executable, "-m", "bes_exporter.simulate", *argv], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs[name] = (proc, prefix, state, generation)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 
 import pytest
-from sim_helpers import SPEED, Run, drop, run_cli, simulate_parallel
+from sim_helpers import SMALL, SPEED, Run, drop, run_cli, simulate_parallel
 
 from bes_exporter.simulate import report
+from bes_exporter.simulate.engine import Engine
+from bes_exporter.simulate.scenarios import Scenario, parse_spec
+from bes_exporter.simulate.topology import load_topology
 
 USTC, JINR, UCAS, WHU, SJTU, IHEP = ("BES.USTC.cn", "BES.JINR.ru", "BES.UCAS.cn", "BES.WHU.cn", "BES.SJTU.cn",
                                      "GRID.IHEP.cn")
@@ -89,9 +93,10 @@ def test_black_hole_host_fails_jobs_within_seconds(old):
     assert len(failed) >= 5 and len(failed) == len([r for r in rows if r[0] in ("Done", "Failed")])
     assert all(r[1] == "Application Finished With Errors" for r in failed)
     assert all(r[2] <= 120 / SPEED + 1 for r in failed)  # fails within fail_after (<= 60 s) + Completing
-    others = _one(old, "SELECT COUNT(*) FROM {job}.Jobs j JOIN {job}.JobParameters p ON p.JobID=j.JobID AND "
-                       "p.Name='HostName' WHERE j.Site=%s AND p.Value<>%s AND j.Status='Failed'", (USTC, BLACK_HOLE))
-    assert others <= 2
+    others = _one(old, "SELECT AVG(j.Status='Failed') FROM {job}.Jobs j JOIN {job}.JobParameters p ON "
+                       "p.JobID=j.JobID AND p.Name='HostName' WHERE j.Site=%s AND p.Value<>%s AND "
+                       "j.Status IN ('Done', 'Failed')", (USTC, BLACK_HOLE))
+    assert others <= 0.1
     sc = old.scenario("black-hole-host")
     assert sc["milestones"]["host_failed_jobs_1"]["host"] == BLACK_HOLE
     assert len(sc["host_failures_sim"]) == len(failed)
@@ -101,7 +106,7 @@ def test_heartbeat_loss_stalls_then_fails_jobs_per_stalled_job_agent(old):
     sc = old.scenario("heartbeat-loss")
     cut = old.utc(sc["started"]["sim"])
     jobs = old.query("SELECT JobID, Status, MinorStatus, HeartBeatTime FROM {job}.Jobs WHERE Site=%s AND "
-                     "StartExecTime < %s AND (EndExecTime IS NULL OR EndExecTime >= %s)", (JINR, cut, cut))
+                     "StartExecTime < %s AND (EndExecTime IS NULL OR EndExecTime > %s)", (JINR, cut, cut))
     assert len(jobs) >= 8
     for job_id, status, minor, hb in jobs:
         assert hb <= cut  # HeartBeatTime stopped advancing at the cut
@@ -144,12 +149,25 @@ def test_pilot_abort_ramps_up_on_one_ce(old):
         return sum(1 for (s,) in rows if s == "Aborted") / max(1, len(rows))
 
     assert share(0, start) < 0.1
-    assert share(start, start + 3600) < share(start + 3600, end)
-    assert share(start + 3600, end) > 0.5
+    assert share(start + 2 * 3600, end - 3600) > 0.9  # the ramp (2 h) has reached 100 %
     assert any(k.startswith("RSS:PilotEfficiency") for k in sc["dirac_actions"])
     # The other sites' CEs keep their pilots.
-    assert _one(old, "SELECT COUNT(*) FROM {pilot}.PilotAgents WHERE Status='Aborted' AND DestinationSite<>%s",
-                ("ce01.whu.edu.cn",)) <= 3
+    assert _one(old, "SELECT AVG(Status='Aborted') FROM {pilot}.PilotAgents WHERE DestinationSite<>%s",
+                ("ce01.whu.edu.cn",)) < 0.05
+
+
+def test_pilot_abort_ratio_ramps_linearly():
+    topo = load_topology(SMALL)
+    engine = Engine(topo, None, None, random.Random(1), None, [])
+    ce = topo.ce("ce01.whu.edu.cn")
+    engine.aborting[ce] = Scenario(parse_spec("pilot-abort@1h"), site=ce.site, ce=ce)
+    base = topo.pilots["abort_rate"]
+    ratios = []
+    for t in (3600, 3600 + 3600, 3600 + 7200, 3600 + 20000):
+        engine.now = t
+        ratios.append(engine._abort_ratio(ce))
+    assert ratios == pytest.approx([base, base + (1 - base) / 2, 1.0, 1.0])
+    assert engine._abort_ratio(topo.ce("ce01.ihep.ac.cn")) == base
 
 
 def test_cvmfs_broken_is_probe_only(old):
@@ -157,7 +175,7 @@ def test_cvmfs_broken_is_probe_only(old):
     start = old.utc(sc["started"]["sim"])
     rows = dict(old.query("SELECT Status, COUNT(*) FROM {job}.Jobs WHERE Site=%s AND EndExecTime > %s GROUP BY 1",
                           (SJTU, start)))
-    assert rows.get("Done", 0) >= 5 and rows.get("Failed", 0) <= 1
+    assert rows.get("Done", 0) >= 5 and rows.get("Failed", 0) <= 0.1 * sum(rows.values())
     root = old.state / "cvmfs"
     assert json.loads((root / "status.json").read_text())[SJTU] == "broken"
     with pytest.raises(OSError):
