@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -119,7 +120,10 @@ class Stack:
 
     def query(self, expr: str) -> list[dict]:
         """Instant query; raises on a PromQL error, returns the result vector/matrix."""
-        body = self.api("/api/v1/query", {"query": expr})
+        try:
+            body = self.api("/api/v1/query", {"query": expr})
+        except urllib.error.HTTPError as exc:
+            raise ValueError(f"{expr}: {exc.read().decode(errors='replace')[:300]}") from None
         if body.get("status") != "success":
             raise ValueError(f"{expr}: {body}")
         return body["data"]["result"]

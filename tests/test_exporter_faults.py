@@ -60,6 +60,7 @@ class ExporterServer:
 def test_killed_and_restarted_database_counters_resume_exactly(private_db, tmp_path, generation):
     inst = make_instance(generation, private_db.connect(), "127.0.0.1", private_db.port)
     w = inst.writer
+    w.set_site_status(IHEP, "Active")  # a known site: its counters exist at zero from the first scrape
     cfg = inst.config(database={"connect_timeout": 1, "query_timeout": 2})
     server = ExporterServer(cfg, tmp_path)
     try:

@@ -35,6 +35,8 @@ def test_active_jobs_by_site_and_status_probe_jobs_apart(dirac):
 
 def test_finished_counted_once_per_life_same_second_and_reasons(dirac):
     w = dirac.writer
+    for site in (IHEP, UCAS):
+        w.set_site_status(site, "Active")  # known sites: counters exist at zero from the first scrape
     exp = Exporter(dirac.config())
     before = [w.submit() for _ in range(2)]
     w.run_to(before[0], IHEP, "Done")  # final before the exporter's first look: never counted
@@ -73,6 +75,9 @@ def test_finished_counted_once_per_life_same_second_and_reasons(dirac):
     assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
     # killed, and deleted jobs
     w.kill(jobs[5])
+    s = exp.scrape()
+    # ANY is no real site, so not zero-initialised: its series appear at zero, then count
+    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 0
     s = exp.scrape()
     assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 1
     w.delete(jobs[5])
@@ -126,6 +131,7 @@ def test_label_values_stay_bounded_under_hostile_rows(dirac):
     for i, site in enumerate(HOSTILE):
         j = w.submit()
         w.run_to(j, site[:100], "Failed", f"Weird minor {i} \"quoted\"\nline two")
+    exp.scrape()
     s = exp.scrape()
     sites = {labels["site"] for labels in s.series("dirac_jobs_finished_total")}
     assert sites == {"invalid"}, sites

@@ -21,6 +21,7 @@ class Finished(Scraper):
         super().__init__(config)
         self.finished: dict[tuple[str, str], int] = {}
         self.failed: dict[tuple[str, str], int] = {}
+        self.shown: set[str] = set()  # sites whose counters were exported once (at zero the first time)
 
     def scrape(self, ctx: Context):
         error = None
@@ -44,10 +45,13 @@ class Finished(Scraper):
         fail = CounterMetricFamily("dirac_jobs_failed", "Failed jobs by normalised MinorStatus.",
                                    labels=["site", "reason"])
         for site in sorted(sites):
+            # a site first seen through jobs that already ended starts at 0, so increase() counts them
+            zero = site not in self.shown
+            self.shown.add(site)
             for status in FINAL_STATES:
-                fin.add_metric([site, status], self.finished.get((site, status), 0))
+                fin.add_metric([site, status], 0 if zero else self.finished.get((site, status), 0))
             for reason in FAIL_REASONS:
-                fail.add_metric([site, reason], self.failed.get((site, reason), 0))
+                fail.add_metric([site, reason], 0 if zero else self.failed.get((site, reason), 0))
         yield fin
         yield fail
         if error is not None:

@@ -66,6 +66,7 @@ class Pilots(Scraper):
         self.low = 0  # (b) reads PilotID > low
         self.high = 0  # highest PilotID read so far
         self.finished: dict[tuple[str, str, str], int] = {}
+        self.shown: set[Pair] = set()  # (site, CE) whose counters were exported once (at zero the first time)
 
     def scrape(self, ctx: Context):
         error = None
@@ -96,8 +97,11 @@ class Pilots(Scraper):
             yield waiting
         fin = CounterMetricFamily(*FINISHED, labels=["site", "ce", "status"])
         for pair in sorted(pairs):
+            # a CE first seen with pilots that already ended starts at 0, so increase() counts them
+            zero = pair not in self.shown
+            self.shown.add(pair)
             for status in PILOT_FINAL_STATES:
-                fin.add_metric([*pair, status], self.finished.get((*pair, status), 0))
+                fin.add_metric([*pair, status], 0 if zero else self.finished.get((*pair, status), 0))
         yield fin
         if error is not None:
             raise error
