@@ -85,8 +85,17 @@ def _fmt(seconds: float | None) -> str:
     return f"{sign}{m // 60}h{m % 60:02d}m" if m >= 60 else f"{sign}{m}m"
 
 
+def _dirac(sc: dict[str, Any]) -> tuple[tuple[float, str] | None, tuple[float, str] | None]:
+    """DIRAC's first reaction (any action or threshold) and its first decisive one (jobs Failed, a ban)."""
+    seen = [(v["sim"], f"{k} (threshold)") for k, v in sc.get("dirac_expected", {}).items()]
+    seen += [(v["sim"], k) for k, v in sc.get("dirac_actions", {}).items()]
+    decisive = [c for c in seen if c[1].split(" (")[0].endswith(("Failed", "Banned"))]
+    return (min(seen) if seen else None), (min(decisive) if decisive else None)
+
+
 def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """One row per started scenario: first alert, DIRAC's first action and the lead time (sim seconds)."""
+    """One row per started scenario: the first alert, DIRAC's first reaction and its first decisive action
+    (jobs failed or a ban), with the lead times in simulated seconds."""
     origin, speed = doc["clock"]["origin_epoch"], doc["clock"]["speed"]
     rows = []
     for sc in doc["scenarios"]:
@@ -99,16 +108,13 @@ def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict
             if t >= start - 1e-6 and _matches(sc, alert["labels"]):
                 if first_alert is None or t < first_alert[0]:
                     first_alert = (t, alert["labels"].get("alertname", "?"))
-        candidates = [(v["sim"], f"{k} (threshold)") for k, v in sc.get("dirac_expected", {}).items()]
-        act = sc.get("first_dirac_action")
-        if act:
-            candidates.append((act["sim"], act["key"]))
-        dirac_t, dirac_what = min(candidates) if candidates else (None, "none")
         row = {"scenario": sc["name"], "target": ", ".join(sc.get("target", {}).values()) or "all sites",
                "start_sim": start, "alert": first_alert[1] if first_alert else None,
-               "alert_after": first_alert[0] - start if first_alert else None,
-               "dirac_action": dirac_what, "dirac_after": dirac_t - start if dirac_t is not None else None,
-               "lead": (dirac_t - first_alert[0]) if (first_alert and dirac_t is not None) else None}
+               "alert_after": first_alert[0] - start if first_alert else None}
+        for name, found in zip(("dirac_reacts", "dirac_decides"), _dirac(sc)):
+            row[name] = found[1] if found else "none"
+            row[f"{name}_after"] = found[0] - start if found else None
+            row[f"{name}_lead"] = found[0] - first_alert[0] if (found and first_alert) else None
         fails = sc.get("host_failures_sim")
         if fails is not None and first_alert:
             row["host_failures_before_alert"] = sum(1 for f in fails if f <= first_alert[0])
@@ -117,16 +123,19 @@ def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    head = ("scenario", "target", "first alert", "alert after", "DIRAC acts", "DIRAC after", "lead time")
+    head = ("scenario", "target", "first alert", "after", "DIRAC reacts", "after", "lead",
+            "DIRAC fails jobs / bans", "after", "lead")
     table = [head]
     for r in rows:
         alert = r["alert"] or "-"
         if "host_failures_before_alert" in r:
             alert += f" ({r['host_failures_before_alert']} jobs failed)"
-        table.append((r["scenario"], r["target"], alert, _fmt(r["alert_after"]), r["dirac_action"],
-                      _fmt(r["dirac_after"]), _fmt(r["lead"])))
+        table.append((r["scenario"], r["target"], alert, _fmt(r["alert_after"]),
+                      r["dirac_reacts"], _fmt(r["dirac_reacts_after"]), _fmt(r["dirac_reacts_lead"]),
+                      r["dirac_decides"], _fmt(r["dirac_decides_after"]), _fmt(r["dirac_decides_lead"])))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("(times in simulated hours/minutes after the fault started; lead = DIRAC's action - first alert)")
+    lines.append("(simulated time after the fault started; lead = DIRAC's action - first alert; "
+                 "(threshold) = the earliest DIRAC's rule allows)")
     return "\n".join(lines)

@@ -242,9 +242,12 @@ def test_report_compares_alerts_with_dirac(old, tmp_path):
     rows = {r["scenario"]: r for r in report.build(old.events, alerts)}
     hb = rows["heartbeat-loss"]
     assert hb["alert"] == "DiracHeartbeatLagHigh" and abs(hb["alert_after"] - 2700) < 2
-    assert hb["dirac_action"] == "StalledJobAgent:Stalled (threshold)" and 0 < hb["lead"] <= 4500 - 2700 + 1
+    assert hb["dirac_reacts"] == "StalledJobAgent:Stalled (threshold)"
+    assert 0 < hb["dirac_reacts_lead"] <= 4500 - 2700 + 1
+    assert hb["dirac_decides"] == "StalledJobAgent:Failed (threshold)"
+    assert hb["dirac_decides_lead"] == pytest.approx(hb["dirac_reacts_lead"] + 11700, abs=1)
     assert rows["black-hole-host"]["alert"] == "DiracBlackHoleHost"
     assert rows["black-hole-host"]["host_failures_before_alert"] == 3
-    assert rows["no-matching"]["alert"] is None and rows["no-matching"]["dirac_action"] == "none"
+    assert rows["no-matching"]["alert"] is None and rows["no-matching"]["dirac_reacts"] == "none"
     table = report.render(report.build(old.events, alerts))
-    assert "heartbeat-loss" in table and "lead time" in table
+    assert "heartbeat-loss" in table and "DIRAC fails jobs / bans" in table
