@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pymysql
 
@@ -180,7 +181,7 @@ def simulate(args) -> int:
 
 
 def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLog, duration: float | None,
-          speed: float, stop: list[int], say) -> float:
+          speed: float, stop: list[int], say: Callable[[str], None]) -> float:
     """Follow the database clock: each step of simulated time is one transaction, never ahead of it."""
     step = max(60.0, speed)  # simulated seconds per transaction
     done_t = 0.0

@@ -9,6 +9,7 @@ what StalledJobAgent exists for.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import itertools
 import math
@@ -114,7 +115,8 @@ class Engine:
     def after(self, delay: float, fn: Callable, *args: Any) -> None:
         self.at(self.now + max(0.0, delay), fn, *args)
 
-    def when(self):
+    def when(self) -> dt.datetime:
+        """Database time of the current event."""
         return self.clock.when(self.now)
 
     def u(self, lo: float, hi: float) -> float:
