@@ -116,13 +116,16 @@ def simulate_parallel(tmp: Path, runs: dict[str, tuple], timeout: float = 150) -
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs[name] = (proc, prefix, state, generation)
     out = {}
-    for name, (proc, prefix, state, generation) in procs.items():
-        try:
+    try:
+        for name, (proc, prefix, state, generation) in procs.items():
             _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for p, *_ in procs.values():
-                p.kill()
-            raise
-        assert proc.returncode == 0, err
-        out[name] = Run(prefix, generation, json.loads((state / "events.json").read_text()), state)
+            assert proc.returncode == 0, err
+            out[name] = Run(prefix, generation, json.loads((state / "events.json").read_text()), state)
+    except BaseException:
+        for proc, prefix, *_ in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            drop(prefix)
+        raise
     return out
