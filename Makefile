@@ -12,7 +12,7 @@ dirac: setup
 	scripts/install-dirac.sh
 
 test: setup dirac
-	$(PY) -m ruff check bes_exporter probe_pushgateway tests
+	$(PY) -m ruff check bes_exporter probe_pushgateway tests alerts grafana bench
 	$(PY) -m pytest -q tests
 
 demo: setup
@@ -22,4 +22,4 @@ demo-down:
 	@if [ -x $(PY) ]; then $(PY) -m bes_exporter.demo down; else echo "demo: nothing to stop"; fi
 
 lint: setup
-	$(PY) -m ruff check bes_exporter probe_pushgateway tests
+	$(PY) -m ruff check bes_exporter probe_pushgateway tests alerts grafana bench

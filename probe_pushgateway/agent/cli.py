@@ -20,9 +20,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bes-probe-agent",
         description="Submit the bes-probe job to every DIRAC site/CE and reap (kill, classify) stuck ones.")
-    p.add_argument("-c", "--config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG),
+    p.add_argument("--config.file", "-c", "--config", dest="config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG),
                    help=f"YAML configuration (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+    p.add_argument("--log.level", "--log-level", dest="log_level", choices=["debug", "info", "warning", "error"],
                    help="override the configuration's log_level")
     sub = p.add_subparsers(dest="command", required=True, metavar="{submit,reap}")
     for name, text in (("submit", "submit a probe job to every due target without a pending one"),

@@ -73,7 +73,7 @@ def test_yaml_syntax_error_and_cli_exit_2(tmp_path):
     bad.write_text("targets: [BES.USTC.cn\npushgateway: {url: x}\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
         load(bad)
-    proc = subprocess.run([sys.executable, "-m", "probe_pushgateway.agent", "-c", str(bad), "submit"],
+    proc = subprocess.run([sys.executable, "-m", "probe_pushgateway.agent", "--config.file", str(bad), "submit"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT_DIR)
     assert proc.returncode == 2
     assert proc.stderr.startswith("bes-probe-agent: ") and proc.stderr.count("\n") == 1

@@ -84,7 +84,7 @@ database: {{host: 127.0.0.1, port: 9, user: nobody, jobdb: JobDB, connect_timeou
 backend: {{type: dirac, require_auth: false, config_files: ["{dirac_cfg}"]}}
 state_dir: {tmp_path / 'state'}
 """)
-    proc = subprocess.run([sys.executable, "-m", "probe_pushgateway.agent", "-c", str(cfg), "reap", "--loop",
+    proc = subprocess.run([sys.executable, "-m", "probe_pushgateway.agent", "--config.file", str(cfg), "reap", "--loop",
                            "--interval", "1", "--max-cycles", "2"],
                           capture_output=True, text=True, timeout=90, cwd=ROOT_DIR)
     assert proc.returncode == 0, proc.stderr
