@@ -46,6 +46,11 @@ SCHEMA: dict[str, Any] = {
         "page_rows": (int, 5000),
         "max_rows_per_scrape": (int, 200000),
     },
+    "heartbeat": {
+        # bucket bounds of dirac_running_jobs_heartbeat_age_seconds; must include the alerts'
+        # heartbeat_lag_seconds and reach past StalledJobAgent's 4500 s and 11700 s
+        "buckets": (list, [300, 900, 1800, 2700, 3600, 4500, 7200, 11700]),
+    },
     "hosts": {
         "window_seconds": (int, 86400),
         "max_per_site": (int, 500),
@@ -59,7 +64,7 @@ _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_
 
 def _type_name(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    return " or ".join({int: "integer", float: "number", str: "string"}[t] for t in types)
+    return " or ".join({int: "integer", float: "number", str: "string", list: "list"}[t] for t in types)
 
 
 def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
@@ -100,6 +105,7 @@ class Config:
     probes: dict
     jobs: dict
     hosts: dict
+    heartbeat: dict = field(default_factory=lambda: {"buckets": list(SCHEMA["heartbeat"]["buckets"][1])})
     instance: str | None = None
     source: str = "<defaults>"
     password: str = field(default="", repr=False)
@@ -118,6 +124,11 @@ def _check_identifiers(cfg: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'database.port' must be at most 65535")
     if cfg["jobs"]["page_rows"] < 100:
         raise ConfigError(f"{where}: 'jobs.page_rows' must be at least 100")
+    buckets = cfg["heartbeat"]["buckets"]
+    if not buckets or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in buckets) \
+            or buckets != sorted(set(buckets)):
+        raise ConfigError(f"{where}: 'heartbeat.buckets' must be a list of increasing positive whole seconds,"
+                          f" e.g. [300, 900, 1800, 4500, 11700]; got {str(buckets)[:60]}")
     if cfg["hosts"]["max_per_site"] < 1:
         raise ConfigError(f"{where}: 'hosts.max_per_site' must be at least 1")
     if cfg["hosts"]["window_seconds"] < 1:
@@ -155,6 +166,7 @@ def parse(data: Any, where: str = "<config>") -> Config:
     if cfg["database"]["password"] is not None:
         cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)
     return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
+                  heartbeat=cfg["heartbeat"],
                   instance=cfg["instance"], source=where, password=password)
 
 

@@ -81,6 +81,8 @@ BAD = [
     ({"probes": ["bes_probe"]}, "'probes' must be a mapping"),
     ({"hosts": {"max_per_site": True}}, "'hosts.max_per_site' must be a integer"),
     ({"instance": 3}, "'instance' must be a string"),
+    ({"heartbeat": {"buckets": [900, 300]}}, "'heartbeat.buckets' must be a list of increasing positive"),
+    ({"heartbeat": {"buckets": "300"}}, "'heartbeat.buckets' must be a list"),
     ({"database": {"password": "s3cret", "password_file": "/x"}}, "set only one of"),
     ({"database": {"password_file": "/nonexistent/pw"}}, "'database.password_file' /nonexistent/pw"),
     ("database: [unclosed\n", "not valid YAML at line"),

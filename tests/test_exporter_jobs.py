@@ -119,6 +119,10 @@ def test_wait_histogram_and_heartbeat_age(dirac):
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="3600") == 0
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="4500") == 1
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_gcount", site=IHEP) == 1
+    # bucket bounds are configurable (e.g. a shorter Watchdog period, or a time-accelerated demo)
+    s = Exporter(dirac.config(heartbeat={"buckets": [60, 3999, 4001]})).scrape()
+    assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="3999") == 0
+    assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="+Inf") == 1
 
 
 HOSTILE = ['BES"IHEP', "BES.IHEP\nfake 1", "", "-x" * 50, "BÉS.IHEP.cn", "a{b}c", "../../etc"]
