@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, root_conn
+from dirac_db import root_conn
 
+ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "bench" / "run"
 
 
