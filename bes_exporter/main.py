@@ -16,6 +16,7 @@ from .collector import DiracCollector
 from .config import ConfigError, load
 from .scrapers import SCRAPERS
 from .web import serve
+from .webconfig import WebConfigSource
 
 DEFAULT_LISTEN = ":9875"
 log = logging.getLogger("bes_exporter")
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
     p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to serve /metrics on (default {DEFAULT_LISTEN})")
+    p.add_argument("--web.config.file", dest="web_config", metavar="PATH",
+                   help="TLS and basic auth settings, exporter-toolkit format (docs/security.md)")
     p.add_argument("--once", action="store_true",
                    help="collect once, print the exposition, exit 0 if the database answered, else 1")
     p.add_argument("--log.level", dest="log_level", default="info",
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config_file)
         host, port = parse_listen(args.listen)
+        web = WebConfigSource(args.web_config) if args.web_config else None
     except ConfigError as exc:
         print(f"bes-exporter: {exc}", file=sys.stderr)
         return 2
@@ -67,13 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(generate_latest(registry).decode())
         return 0 if collector.last_up else 1
     try:
-        server = serve(registry, host, port)
+        server = serve(registry, host, port, web)
     except OSError as exc:
         print(f"bes-exporter: --web.listen-address {args.listen}: {exc.strerror}; choose a free port",
               file=sys.stderr)
         return 2
-    log.info("bes-exporter %s listening on %s:%d, collectors: %s", __version__, host, server.server_address[1],
-             ",".join(s.name for s in scrapers))
+    log.info("bes-exporter %s listening on %s:%d (%s%s), collectors: %s", __version__, host,
+             server.server_address[1], "https" if web and web.config.tls else "http",
+             ", basic auth" if web and web.config.users else "", ",".join(s.name for s in scrapers))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
