@@ -35,19 +35,19 @@ def minimal_queries(ds: Dataset, scrapers: list[str], window_s: int, new_pilots:
     """The least database work behind each enabled scraper's metrics (one statement each)."""
     j, p = f"`{ds.jobdb}`", f"`{ds.pilotdb}`"
     out = []
-    if "jobs" in scrapers:
-        out.append(f"SELECT Status, Site, COUNT(*) FROM {j}.Jobs WHERE Status IN ({_IN_ACTIVE}) GROUP BY Status, Site")
-        out.append(f"SELECT Status, Site, COUNT(*) FROM {j}.Jobs FORCE INDEX (JobGroup)"
-                   f" WHERE JobGroup = '{PROBE_GROUP}' AND Status IN ({_IN_ACTIVE}) GROUP BY Status, Site")
+    if {"jobs", "heartbeat"} & set(scrapers):
+        # one pass over the active rows (StatusSite range + one row read each): active counts, probe
+        # counts and heartbeat buckets together, in time proportional to the active jobs only
+        out.append(f"SELECT Status, Site, JobGroup = '{PROBE_GROUP}' AS probe,"
+                   f" IF(Status IN ('Running', 'Completing'), INTERVAL(TIMESTAMPDIFF(SECOND,"
+                   f" COALESCE(HeartBeatTime, StartExecTime, LastUpdateTime), UTC_TIMESTAMP()) - 1,"
+                   f" 300, 900, 1800, 2700, 3600, 4500, 7200, 11700), -1) AS b, COUNT(*)"
+                   f" FROM {j}.Jobs FORCE INDEX (StatusSite) WHERE Status IN ({_IN_ACTIVE})"
+                   f" GROUP BY Status, Site, probe, b")
     if {"finished", "wait"} & set(scrapers):
         out.append(f"SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,"
                    f" SubmissionTime, StartExecTime, EndExecTime FROM {j}.Jobs"
                    f" WHERE LastUpdateTime >= UTC_TIMESTAMP() - INTERVAL {window_s} SECOND")
-    if "heartbeat" in scrapers:
-        out.append(f"SELECT Site, INTERVAL(TIMESTAMPDIFF(SECOND, COALESCE(HeartBeatTime, StartExecTime,"
-                   f" LastUpdateTime), UTC_TIMESTAMP()) - 1, 300, 900, 1800, 2700, 3600, 4500, 7200, 11700) AS b,"
-                   f" COUNT(*) FROM {j}.Jobs WHERE Status IN ('Running', 'Completing')"
-                   f" AND JobGroup <> '{PROBE_GROUP}' GROUP BY Site, b")
     if "site_status" in scrapers:
         out.append(f"SELECT Site, Status FROM {j}.SiteMask" if ds.old else
                    f"SELECT Name, Status FROM `{ds.rssdb}`.SiteStatus WHERE StatusType = 'all'")
