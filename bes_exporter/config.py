@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ SCHEMA: dict[str, Any] = {
     "instance": (str, None),
 }
 
+MAX_NUMBER = 10**9  # ~31 years in seconds: any larger number is a typo and overflows datetime arithmetic
 _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -75,6 +77,7 @@ def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
     unknown = sorted(set(data) - set(schema), key=str)
     if unknown:
         key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        key = key[:60] if key.isprintable() else repr(key[:60])[1:-1]  # one line, whatever the YAML held
         raise ConfigError(f"{where}: unknown key '{key}'; known keys here: {', '.join(sorted(schema))}")
     out: dict[str, Any] = {}
     for key, spec in schema.items():
@@ -85,14 +88,20 @@ def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
         types, default = spec
         value = data.get(key, default)
         if value is None:
+            if default is not None:
+                raise ConfigError(f"{where}: '{full}' is empty; give a {_type_name(types)} or remove the key")
             out[key] = None
             continue
         allowed = types if isinstance(types, tuple) else (types,)
         if isinstance(value, bool) or not isinstance(value, allowed):
             raise ConfigError(f"{where}: '{full}' must be a {_type_name(types)}, got {type(value).__name__}"
                               f" {str(value)[:40]!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: '{full}' must be a finite number, got {value}")
         if isinstance(value, (int, float)) and value < 0:
             raise ConfigError(f"{where}: '{full}' must not be negative, got {value}")
+        if isinstance(value, (int, float)) and value > MAX_NUMBER:
+            raise ConfigError(f"{where}: '{full}' must be at most {MAX_NUMBER}, got {str(value)[:40]}")
         out[key] = value
     return out
 
@@ -120,12 +129,16 @@ def _check_identifiers(cfg: dict, where: str) -> None:
     for key, minimum in (("port", 1), ("connect_timeout", 0.1), ("query_timeout", 0.1)):
         if cfg["database"][key] < minimum:
             raise ConfigError(f"{where}: 'database.{key}' must be at least {minimum}")
+    for key in ("connect_timeout", "query_timeout"):
+        if cfg["database"][key] > 3600:
+            raise ConfigError(f"{where}: 'database.{key}' must be at most 3600 seconds")
     if cfg["database"]["port"] > 65535:
         raise ConfigError(f"{where}: 'database.port' must be at most 65535")
     if cfg["jobs"]["page_rows"] < 100:
         raise ConfigError(f"{where}: 'jobs.page_rows' must be at least 100")
     buckets = cfg["heartbeat"]["buckets"]
-    if not buckets or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in buckets) \
+    if not buckets or not all(isinstance(b, int) and not isinstance(b, bool) and 0 < b <= MAX_NUMBER
+                                         for b in buckets) \
             or buckets != sorted(set(buckets)):
         raise ConfigError(f"{where}: 'heartbeat.buckets' must be a list of increasing positive whole seconds,"
                           f" e.g. [300, 900, 1800, 4500, 11700]; got {str(buckets)[:60]}")
@@ -133,6 +146,34 @@ def _check_identifiers(cfg: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'hosts.max_per_site' must be at least 1")
     if cfg["hosts"]["window_seconds"] < 1:
         raise ConfigError(f"{where}: 'hosts.window_seconds' must be at least 1")
+
+
+def _check_ssl(cfg: dict, where: str) -> None:
+    """database.ssl: readable PEM files that load; TLS to MariaDB is on when any of ca/cert/key is set."""
+    opts = cfg["database"]["ssl"]
+    if opts["key"] and not opts["cert"]:
+        raise ConfigError(f"{where}: 'database.ssl.key' needs 'database.ssl.cert' (the client certificate)")
+    for key in ("ca", "cert", "key"):
+        if opts[key] is not None:
+            try:
+                with open(opts[key], "rb"):
+                    pass
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or "not a file name"
+                raise ConfigError(f"{where}: 'database.ssl.{key}' {opts[key][:80]!r}: {why}; give a readable"
+                                  " PEM file") from None
+    from .db import ssl_context  # db imports this module
+
+    try:
+        ssl_context(opts)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:100]
+        raise ConfigError(f"{where}: 'database.ssl' files do not load ({reason}); give the CA of the server's"
+                          " certificate as ca, and a PEM certificate with its unencrypted key as cert/key") from None
+
+
+def _not_text(exc: Exception) -> str:
+    return "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "not a file name"
 
 
 def _read_password(cfg: dict, where: str) -> str:
@@ -147,8 +188,10 @@ def _read_password(cfg: dict, where: str) -> str:
         try:
             mode = path.stat().st_mode
             secret = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{where}: 'database.password_file' {path}: {exc.strerror}; "
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+            shown = str(path) if str(path).isprintable() else repr(str(path)[:80])
+            raise ConfigError(f"{where}: 'database.password_file' {shown}: "
+                              f"{getattr(exc, 'strerror', None) or _not_text(exc)}; "
                               "point it at a readable file holding the password") from None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             import logging
@@ -162,6 +205,7 @@ def _read_password(cfg: dict, where: str) -> str:
 def parse(data: Any, where: str = "<config>") -> Config:
     cfg = _apply(SCHEMA, data, "", where)
     _check_identifiers(cfg, where)
+    _check_ssl(cfg, where)
     password = _read_password(cfg, where)
     if cfg["database"]["password"] is not None:
         cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)

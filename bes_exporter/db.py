@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import ssl
 
 import pymysql
 
@@ -24,19 +25,30 @@ class Database:
         self._password = config.password
         self.conn: pymysql.connections.Connection | None = None
         self.mariadb = True
+        if not any((self.cfg.get("ssl") or {}).values()) and self.cfg["host"] not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("the connection to %s is not encrypted; set database.ssl.ca to use TLS (docs/security.md)",
+                        self.cfg["host"])
 
     def _connect(self) -> pymysql.connections.Connection:
         db = self.cfg
-        ssl = {k: v for k, v in (db.get("ssl") or {}).items() if v}
         timeout = float(db["query_timeout"])
+        try:
+            tls = ssl_context(db.get("ssl"))
+        except (OSError, ValueError) as exc:
+            raise DatabaseError(f"database.ssl: cannot load the TLS files: {exc}") from None
         try:
             conn = pymysql.connect(
                 host=db["host"], port=db["port"], user=db["user"], password=self._password,
                 connect_timeout=db["connect_timeout"], read_timeout=timeout + 2, write_timeout=timeout + 2,
-                autocommit=True, charset="utf8mb4", ssl=ssl or None,
+                autocommit=True, charset="utf8mb4", ssl=tls, ssl_disabled=tls is None,
             )
         except pymysql.MySQLError as exc:
-            raise DatabaseError(f"cannot connect to {db['user']}@{db['host']}:{db['port']}: {_reason(exc)}") from None
+            hint = ""
+            if exc.args and exc.args[0] == 1045:
+                hint = ("; check database.user and the password" +
+                        ("" if tls else ", and set database.ssl if the account requires TLS (REQUIRE SSL/X509)"))
+            raise DatabaseError(f"cannot connect to {db['user']}@{db['host']}:{db['port']}"
+                                f"{' over TLS' if tls else ''}: {_reason(exc)}{hint}") from None
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
             self.mariadb = "mariadb" in cur.fetchone()[0].lower()
@@ -78,6 +90,19 @@ class Database:
     def tables(self, schema: str) -> set[str]:
         rows = self.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
         return {r[0] for r in rows}
+
+
+def ssl_context(opts: dict | None) -> ssl.SSLContext | None:
+    """TLS to MariaDB when ``database.ssl`` has any of ca/cert/key: the server certificate is always
+    verified (against ``ca``, else the system's CAs) and must name ``database.host``; TLS 1.2 minimum."""
+    opts = {k: v for k, v in (opts or {}).items() if v}
+    if not opts:
+        return None
+    ctx = ssl.create_default_context(cafile=opts.get("ca"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if opts.get("cert"):
+        ctx.load_cert_chain(opts["cert"], opts.get("key"))
+    return ctx
 
 
 def _reason(exc: Exception) -> str:

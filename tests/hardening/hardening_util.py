@@ -81,7 +81,8 @@ class CliExporter:
         raise RuntimeError(f"exporter did not listen within {start_timeout}s: {self.log()[-2000:]}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def get(self, path: str = "/metrics", headers: dict | None = None, context=None,
