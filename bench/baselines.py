@@ -65,14 +65,16 @@ def minimal_queries(ds: Dataset, scrapers: list[str], window_s: int, new_pilots:
     return out
 
 
-def run_minimal(db: dict, user: str, password: str, queries: list[str], repeats: int, timeout: float) -> dict:
-    """Time the minimal queries ``repeats`` times, each run in one fresh mysql client session."""
+def run_minimal(db: dict, user: str, password: str, queries: list[str], repeats: int, timeout: float,
+                warmup: int = 0) -> dict:
+    """Time the minimal queries ``repeats`` times (after ``warmup`` untimed runs, as the exporter's
+    warm-up scrapes), each run in one fresh mysql client session."""
     script = "SET @t0 = SYSDATE(6);\n" + ";\n".join(queries) + ";\n" \
              "SELECT CONCAT('elapsed_us=', TIMESTAMPDIFF(MICROSECOND, @t0, SYSDATE(6)));\n"
     cfg = {**db, "user": user}
     times = []
     deadline = time.monotonic() + timeout
-    for _ in range(repeats):
+    for i in range(warmup + repeats):
         if time.monotonic() > deadline:
             break
         try:
@@ -84,7 +86,8 @@ def run_minimal(db: dict, user: str, password: str, queries: list[str], repeats:
         if out.returncode != 0:
             raise BenchError(f"mysql client (minimal queries): {out.stderr.strip().splitlines()[-1]}")
         last = [ln for ln in out.stdout.splitlines() if ln.startswith("elapsed_us=")][-1]
-        times.append(int(last.split("=", 1)[1]) / 1e6)
+        if i >= warmup:
+            times.append(int(last.split("=", 1)[1]) / 1e6)
     return {"runs_s": [round(t, 6) for t in times], "median_s": statistics.median(times) if times else None}
 
 

@@ -286,7 +286,8 @@ def run(args) -> dict:
             f" {ours['rows_examined_per_scrape']} rows examined, peak RSS {ours['rss_peak_mb']} MB")
         window = int(round(args.interval + args.overlap))
         mq = baselines.minimal_queries(ds, exp.names, window, max(1, args.pilot_transitions // 3))
-        minimal = baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, args.minimal_repeats, timeout=600)
+        minimal = baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, args.minimal_repeats, timeout=600,
+                                        warmup=args.warmup)
         minimal["queries"] = [" ".join(q.split()) for q in mq]
         before = stats.account(u_min)
         baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, 1, timeout=600)
