@@ -41,7 +41,7 @@ STALLED_SECONDS, FAILED_SECONDS = 0, 1
 MAX_RESCHEDULING = 2
 # The sites and CEs of the scenarios (DIRAC checks destinations against /Resources/Sites).
 SITES = {"BES.IHEP-PBS.cn": "ce01.ihep.ac.cn", "BES.UCAS.cn": "ce.ucas.ac.cn", "BES.USTC.cn": "ce.ustc.edu.cn",
-         "CLUSTER.WHU.cn": "ce.whu.edu.cn"}
+         "CLUSTER.WHU.cn": "ce.whu.edu.cn", "BES.JINR.ru": "lcgce01.jinr.ru"}
 
 _CFG = """
 DIRAC
@@ -328,7 +328,7 @@ def _hooked_classes(probe: Callable[[str], None]):
 class DiracHarness:
     """DIRAC's WMS write paths over one set of databases; every public method is one DIRAC action."""
 
-    def __init__(self, names: dict[str, str], read_conn: pymysql.connections.Connection,
+    def __init__(self, names: dict[str, str], connect: Callable[[], pymysql.connections.Connection],
                  probe: Callable[[str], None] | None = None):
         set_db_names(names)
         from DIRAC import gLogger
@@ -336,19 +336,19 @@ class DiracHarness:
         from DIRAC.WorkloadManagementSystem.Client.JobState.JobState import JobState
         from DIRAC.WorkloadManagementSystem.Client.Matcher import Matcher
         from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB
-        from DIRAC.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
         from DIRAC.WorkloadManagementSystem.DB.JobParametersDB import JobParametersDB
         from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
         from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
         from DIRAC.WorkloadManagementSystem.Utilities.JobStatusUtility import JobStatusUtility
 
         self.names = names
-        self.read = read_conn
+        self._connect = connect
+        self._local = threading.local()  # one read connection per thread (actions run in several threads)
         self.record = Record()
         self.probe = probe
         job_cls, pilot_cls = _hooked_classes(self._probe) if probe else (JobDB, PilotAgentsDB)
         self.jobDB = job_cls()
-        self.logDB = JobLoggingDB()
+        self.logDB = _serialised_logging_db()
         self.pilotDB = pilot_cls()
         self.tqDB = TaskQueueDB()
         # CachedJobState -> JobState keeps one class-wide set of DB objects: give it ours.
@@ -363,13 +363,18 @@ class DiracHarness:
         self.stalled_agent = _make_stalled_agent(self)
         self.job_path, self.job_sanity = _make_executors()
         self._refs = itertools.count(1)
-        self._lock = threading.Lock()  # one action at a time
 
     # ---- helpers ----
 
     def _probe(self, where: str) -> None:
         if self.probe is not None:
             self.probe(where)
+
+    @property
+    def read(self) -> pymysql.connections.Connection:
+        if getattr(self._local, "conn", None) is None:
+            self._local.conn = self._connect()
+        return self._local.conn
 
     def row(self, job: int) -> Row | None:
         with self.read.cursor() as cur:
@@ -386,12 +391,11 @@ class DiracHarness:
     def _step(self, action: str, job: int, fn: Callable[[], object], killed: Callable[[Row], bool] | None = None):
         import time
 
-        with self._lock:
-            before = self.row(job)
-            result = fn()
-            after = self.row(job)
-            self.record.add(Step(action, job, before, after, time.time(),
-                                 killed_on_the_way=bool(killed and before and killed(before))))
+        before = self.row(job)
+        result = fn()
+        after = self.row(job)
+        self.record.add(Step(action, job, before, after, time.time(),
+                             killed_on_the_way=bool(killed and before and killed(before))))
         return result
 
     @staticmethod
@@ -402,7 +406,7 @@ class DiracHarness:
 
     # ---- jobs ----
 
-    def submit(self, site: str, group: str = "bes_analysis", name: str = "bes_job") -> int:
+    def submit(self, site: str | list[str], group: str = "bes_analysis", name: str = "bes_job") -> int:
         """JobManager.export_submitJob for one JDL from DIRAC's ``Job``: insertNewJobIntoDB, then the
         JobManager's LoggingInfo record with the returned time stamp."""
         import time
@@ -417,12 +421,11 @@ class DiracHarness:
         jdl = job._toJDL().strip()
         jdl = jdl if jdl.startswith("[") else f"[{jdl}"
         jdl = jdl if jdl.endswith("]") else f"{jdl}]"
-        with self._lock:
-            result = self._ok(self.jobDB.insertNewJobIntoDB(jdl, OWNER, GROUP, vo=VO), "insertNewJobIntoDB")
-            job_id = result["JobID"]
-            self._ok(self.logDB.addLoggingRecord(job_id, result["Status"], result["MinorStatus"],
-                                                 date=result["TimeStamp"], source="JobManager"), "addLoggingRecord")
-            self.record.add(Step("submit", job_id, None, self.row(job_id), time.time()))
+        result = self._ok(self.jobDB.insertNewJobIntoDB(jdl, OWNER, GROUP, vo=VO), "insertNewJobIntoDB")
+        job_id = result["JobID"]
+        self._ok(self.logDB.addLoggingRecord(job_id, result["Status"], result["MinorStatus"],
+                                             date=result["TimeStamp"], source="JobManager"), "addLoggingRecord")
+        self.record.add(Step("submit", job_id, None, self.row(job_id), time.time()))
         return job_id
 
     def optimize(self, job: int) -> None:
@@ -440,8 +443,8 @@ class DiracHarness:
                 self._ok(state.commitChanges(), "commitChanges")
             state = CachedJobState(job)
             manifest = self._ok(state.getManifest(), "getManifest")["Value"]
-            sites = manifest.getOption("Site", [])
-            state.setAttribute("Site", sites[0] if len(sites) == 1 else "ANY")
+            sites = [x for x in manifest.getOption("Site", []) if x.strip().lower() not in ("any", "")]
+            state.setAttribute("Site", {0: "ANY", 1: sites[0] if sites else ""}.get(len(sites), "Multiple"))
             state.setStatus(JobStatus.WAITING, minorStatus=JobMinorStatus.PILOT_AGENT_SUBMISSION, appStatus="Unknown",
                             source="JobScheduling")
             self._ok(state.insertIntoTQ(), "insertIntoTQ")
@@ -540,19 +543,17 @@ class DiracHarness:
     def submit_pilots(self, site: str, ce: str, queue: str, n: int) -> list[str]:
         """SiteDirector._addPilotReferences: addPilotReferences, then setPilotStatus(Submitted) per pilot."""
         refs = [f"htcondorce://{ce}:9619/{os.getpid()}.{next(self._refs)}" for _ in range(n)]
-        with self._lock:
-            self._ok(self.pilotDB.addPilotReferences(refs, VO, "HTCondorCE", {}), "addPilotReferences")
-            for ref in refs:
-                self._ok(self.pilotDB.setPilotStatus(ref, "Submitted", ce, "Successfully submitted by the SiteDirector",
-                                                     site, queue), "setPilotStatus")
+        self._ok(self.pilotDB.addPilotReferences(refs, VO, "HTCondorCE", {}), "addPilotReferences")
+        for ref in refs:
+            self._ok(self.pilotDB.setPilotStatus(ref, "Submitted", ce, "Successfully submitted by the SiteDirector",
+                                                 site, queue), "setPilotStatus")
         for ref in refs:
             self._pilot_step("pilot_submit", ref, record_only=True)
         return refs
 
     def pilot_status(self, ref: str, status: str) -> None:
         """SiteDirector._updatePilotsInDB: setPilotStatus(ref, status, '', 'Updated by SiteDirector')."""
-        with self._lock:
-            self._ok(self.pilotDB.setPilotStatus(ref, status, "", "Updated by SiteDirector"), "setPilotStatus")
+        self._ok(self.pilotDB.setPilotStatus(ref, status, "", "Updated by SiteDirector"), "setPilotStatus")
         self._pilot_step(f"pilot:{status}", ref, record_only=True)
 
     def _pilot_step(self, action: str, ref: str, record_only: bool = False) -> None:
@@ -576,6 +577,22 @@ class _StateUpdateService:
         handler.vo = VO
         handler.userProperties = ["TrustedHost", "GenericPilot"]
         return handler
+
+
+def _serialised_logging_db():
+    """DIRAC's JobLoggingDB with its inserts serialised across the harness's threads: LoggingInfo's SeqNum
+    trigger (SELECT MAX(SeqNum) per JobID) deadlocks under concurrent inserts, and DIRAC would then only
+    return an error to its caller. The exporter never reads LoggingInfo; JobDB writes stay concurrent."""
+    from DIRAC.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
+
+    lock = threading.Lock()
+
+    class SerialJobLoggingDB(JobLoggingDB):
+        def addLoggingRecord(self, *args, **kwargs):
+            with lock:
+                return super().addLoggingRecord(*args, **kwargs)
+
+    return SerialJobLoggingDB()
 
 
 def _make_stalled_agent(h: DiracHarness):
