@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
-from services_fixtures import read_pushgateway_metrics
+from services_fixtures import read_pushgateway_metrics, tls_material_fixture  # noqa: F401 - fixture
 
 from bes_exporter import services
 from probe_pushgateway.push import JOB
@@ -166,5 +166,34 @@ def test_reaper_kills_only_its_own_probe_jobs_fake_dirac_server(fake_dirac_serve
         if status != "Waiting":
             pytest.xfail(f"the reaper killed another user's job ({status}): it selects probe jobs by JobGroup only,"
                          " not by Owner/OwnerGroup, and trusts the JobName for the target")
+    finally:
+        pgw.stop()
+
+
+def test_agent_pushes_with_its_own_user_over_https_fake_dirac_server(fake_dirac_server, dirac, dirac_cfg,
+                                                                      tls_material, tmp_path):
+    """The agents' role has its own Pushgateway user: right password → groups pushed over verified TLS;
+    the probes' password for the agent user → every push refused, counted, one line, no secret logged."""
+    from services_fixtures import write_web_config
+
+    users = {"agent": "agent-pw-1", "probe-BES.WHU.cn": "probe-pw-2"}
+    web = write_web_config(tmp_path / "web.json", tls=tls_material, users=users)
+    pgw = services.start_pushgateway(tmp_path / "pgw", web_config=web, persist=False, auth=("agent", users["agent"]))
+    try:
+        def agent(password: str) -> Agent:
+            pw = tmp_path / f"{password}.pw"
+            pw.write_text(password + "\n")
+            os.chmod(pw, 0o600)
+            cfg = make_config(tmp_path, targets=["BES.WHU.cn"], pushgateway_url=pgw.url, database=db_section(dirac),
+                              backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]},
+                              pushgateway={"username": "agent", "password_file": str(pw),
+                                           "ca_file": str(tls_material.ca)})
+            return Agent(cfg)
+
+        assert agent(users["agent"]).reap_cycle().ok
+        groups = read_pushgateway_metrics(pgw, ca=tls_material.ca, auth=("agent", users["agent"]))
+        assert {(g["labels"]["job"], g["labels"]["site"]) for g in groups} == {(AGENT_JOB, "BES.WHU.cn")}
+        stats = agent(users["probe-BES.WHU.cn"]).reap_cycle()
+        assert stats.failures["pushgateway"] >= 1 and not stats.ok
     finally:
         pgw.stop()
