@@ -29,6 +29,7 @@ SCHEMA: dict[str, Any] = {
         "jobdb": (str, "JobDB"),
         "pilotdb": (str, "PilotAgentsDB"),
         "rssdb": (str, "ResourceStatusDB"),
+        "logdb": (str, "JobLoggingDB"),
         "connect_timeout": ((int, float), 5),
         "query_timeout": ((int, float), 10),
         "ssl": {
@@ -121,7 +122,7 @@ class Config:
 
 
 def _check_identifiers(cfg: dict, where: str) -> None:
-    for key in ("jobdb", "pilotdb", "rssdb"):
+    for key in ("jobdb", "pilotdb", "rssdb", "logdb"):
         name = cfg["database"][key]
         if not name or not set(name) <= _IDENT_OK | {"-"} or len(name) > 64:
             raise ConfigError(f"{where}: 'database.{key}' must be a database name of letters, digits, _ or -;"

@@ -16,11 +16,17 @@ DIRAC"):
   exporter started is never counted.
 * Some writes change Status without moving LastUpdateTime (heartbeat, update=False attributes): the
   periodic resync of active IDs catches those.
+* DIRAC deletes an active job by killing it first (StatusUtils.kill_delete_jobs): an active life seen
+  next as Deleted is counted Killed.
+* A life that ended and was rescheduled between two looks (RescheduleCounter jumped) is looked up in
+  JobLoggingDB.LoggingInfo by primary key: its first final record before the "Job Rescheduled" one is
+  counted. Without access to LoggingInfo such lives are not counted (logged once).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 
 from .db import Database
@@ -36,6 +42,14 @@ LIMIT %(limit)s
 """
 
 MAX_ID_SQL = "SELECT MAX(JobID) FROM `{jobdb}`.Jobs"
+
+# Every transition of the given jobs, by primary key (JobID, SeqNum).
+LOGGING_SQL = """
+SELECT JobID, Status, MinorStatus FROM `{logdb}`.LoggingInfo WHERE JobID IN ({ids}) ORDER BY JobID, SeqNum
+"""
+RESCHEDULED_MINOR = "Job Rescheduled"
+
+log = logging.getLogger("bes_exporter")
 
 ACTIVE_IDS_SQL = """
 SELECT JobID FROM `{jobdb}`.Jobs WHERE Status IN ({states})
@@ -85,7 +99,7 @@ class JobTracker:
     """State that survives between collections; ``update`` is called with the collector lock held."""
 
     def __init__(self, jobdb: str, probe_group: str, overlap: int, resync: int, retention: int,
-                 page_rows: int, max_rows: int):
+                 page_rows: int, max_rows: int, logdb: str = "JobLoggingDB"):
         self.jobdb = jobdb
         self.probe_group = probe_group
         self.overlap = dt.timedelta(seconds=overlap)
@@ -100,6 +114,9 @@ class JobTracker:
         self.last_resync: dt.datetime | None = None
         self.max_id = 0  # highest JobID seen by the end of the previous collection
         self._new_above = 0  # max_id as it was when this collection started
+        self._logging_sql = LOGGING_SQL.replace("{logdb}", logdb)
+        self._unseen: list[tuple[tuple, range]] = []  # (row, lives that ended between two looks)
+        self._logging_error: str | None = None
         self._sql = CHANGED_SQL.format(jobdb=jobdb)
         self._max_id_sql = MAX_ID_SQL.format(jobdb=jobdb)
         self._active_sql = ACTIVE_IDS_SQL.format(
@@ -142,6 +159,8 @@ class JobTracker:
         except Exception:
             self.cursor = key if key != low else self.cursor
             raise
+        if self._unseen:
+            self._count_unseen(db, changes)
         if not first and (self.last_resync is None or now - self.last_resync >= self.resync_every):
             self._resync(db, now)
         self.prev_start = now
@@ -152,12 +171,21 @@ class JobTracker:
         life = self.lives.get(job_id)
         self.max_id = max(self.max_id, job_id)
         probe = group == self.probe_group
+        new = job_id > self._new_above or (submitted is not None and submitted >= self.born_after)
+        if rc and (life is not None or new):  # earlier lives that ended unseen (rescheduled in between)
+            if life is None:
+                first_unseen = 0
+            elif life.rc is None:  # known only from a resync: which lives it had is unknown
+                first_unseen = rc
+            else:
+                first_unseen = life.rc + 1 if life.closed else life.rc
+            if first_unseen < rc:
+                self._unseen.append((row, range(first_unseen, rc)))
         if status in FINAL_STATES:
             if life is not None and life.rc == rc and life.closed:
                 life.seen = now
                 return
-            known = (life is not None or job_id > self._new_above
-                     or (submitted is not None and submitted >= self.born_after))
+            known = life is not None or new
             if life is None:
                 life = self.lives[job_id] = _Life(now, rc)
             self._started(life, site, submitted, start, probe, changes)
@@ -165,9 +193,13 @@ class JobTracker:
             if known:
                 changes.finished.append(Finished(job_id, site, status, minor, probe, start, end, lut))
             return
-        if status not in ACTIVE_STATES:  # Deleted: gone for good, nothing more to count
+        if status not in ACTIVE_STATES:  # Deleted: gone for good; if it was active, DIRAC killed it first
+            was_active = (life is not None and not life.closed) or (life is None and new)
+            if was_active and (life is None or life.rc in (None, rc)):
+                changes.finished.append(Finished(job_id, site, "Killed", "Marked for termination", probe, start,
+                                                 end, lut))
             if life is not None:
-                life.seen, life.closed = now, True
+                life.seen, life.rc, life.closed = now, rc, True
             else:
                 self.lives[job_id] = _Life(now, rc, closed=True)
             return
@@ -177,6 +209,38 @@ class JobTracker:
             life.rc, life.closed = rc, False
         life.seen = now
         self._started(life, site, submitted, start, probe, changes)
+
+    def _count_unseen(self, db: Database, changes: Changes) -> None:
+        """Count lives that ended between two looks from their LoggingInfo records (by primary key)."""
+        pending, self._unseen = self._unseen, []
+        ids = sorted({row[0] for row, _ in pending})
+        records: dict[int, list[tuple[str, str]]] = {}
+        try:
+            for i in range(0, len(ids), 1000):
+                chunk = ids[i:i + 1000]
+                sql = self._logging_sql.replace("{ids}", ", ".join(["%s"] * len(chunk)))
+                for job_id, status, minor in db.query(sql, chunk):
+                    records.setdefault(job_id, []).append((status, minor))
+            self._logging_error = None
+        except Exception as exc:  # noqa: BLE001 - without LoggingInfo these lives cannot be counted
+            if str(exc) != self._logging_error:
+                log.warning("cannot read JobLoggingDB.LoggingInfo (%s): %d job lives that ended and were"
+                            " rescheduled between two scrapes are not counted; grant SELECT on it", exc, len(ids))
+            self._logging_error = str(exc)
+            return
+        for row, lives in pending:
+            job_id, site, _status, _minor, group, _rc, lut = row[:7]
+            segment, finals = 0, {}
+            for status, minor in records.get(job_id, []):
+                if minor == RESCHEDULED_MINOR:
+                    segment += 1
+                elif status in FINAL_STATES and segment not in finals:
+                    finals[segment] = (status, minor)
+            for k in lives:
+                if k in finals:
+                    status, minor = finals[k]
+                    changes.finished.append(Finished(job_id, site, status, minor, group == self.probe_group,
+                                                     None, None, lut))
 
     def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes) -> None:
         if life.started or start is None or submitted is None:

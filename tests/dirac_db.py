@@ -39,7 +39,7 @@ class DiracInstance:
         cfg = {
             "database": {"host": self.host, "port": self.port, "user": "root", "password": "",
                          "jobdb": self.dbs.jobdb, "pilotdb": self.dbs.pilotdb,
-                         "rssdb": self.dbs.rssdb or "ResourceStatusDB",
+                         "rssdb": self.dbs.rssdb or "ResourceStatusDB", "logdb": self.dbs.logdb,
                          "connect_timeout": 2, "query_timeout": 5},
         }
         for key, value in extra.items():

@@ -145,3 +145,60 @@ def test_label_values_stay_bounded_under_hostile_rows(dirac):
 
     assert reasons <= set(FAIL_REASONS)
     assert s.v("dirac_jobs_failed_total", site="invalid", reason="Other") == len(HOSTILE)
+
+
+def test_active_job_deleted_between_scrapes_counts_as_killed(dirac):
+    """DIRAC deletes an active job by killing it first (StatusUtils.kill_delete_jobs)."""
+    w = dirac.writer
+    w.set_site_status(IHEP, "Active")
+    waiting = w.submit()
+    w.optimize(waiting)
+    done = w.submit()
+    exp = Exporter(dirac.config())
+    exp.scrape()
+    w.run_to(done, IHEP, "Done")
+    w.kill(waiting)
+    w.delete(waiting)  # both between two scrapes: the exporter sees only Deleted
+    fresh = w.submit()
+    w.kill(fresh)
+    w.delete(fresh)  # submitted and deleted between two scrapes
+    exp.scrape()
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 2
+    w.delete(done)  # deleting a finished job ends nothing new
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 1
+    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 2
+
+
+def test_life_failed_and_rescheduled_between_scrapes_is_read_from_logging_info(dirac, caplog):
+    w = dirac.writer
+    w.set_site_status(IHEP, "Active")
+    jobs = [w.submit() for _ in range(2)]
+    for j in jobs:
+        w.optimize(j)
+        w.match(j, IHEP)
+        w.set_status(j, "Running", "Application", "Running")
+    exp = Exporter(dirac.config())
+    blind = Exporter(dirac.config(database={"logdb": "no_such_logging_db"}))
+    exp.scrape()
+    blind.scrape()
+    for j in jobs:  # fails, is rescheduled and runs again, all between two scrapes
+        w.set_status(j, "Failed", "Job has insufficient disk space to continue", "Error")
+        w.reschedule(j)
+        w.optimize(j)
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
+    assert s.v("dirac_jobs_failed_total", site=IHEP, reason="insufficient_disk") == 2
+    w.run_to(jobs[0], IHEP, "Done")
+    s = exp.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 1
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
+    # without access to LoggingInfo such lives cannot be counted: said once, everything else works
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="bes_exporter")
+    s = blind.scrape()
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 0
+    assert s.v("dirac_exporter_collector_success", collector="finished") == 1
+    assert [r for r in caplog.records if "LoggingInfo" in r.getMessage()]

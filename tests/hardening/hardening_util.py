@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # What the scrapers read, per schema generation: exactly what docs/security.md tells operators to grant.
 GRANTS = {
-    "9.1": [("jobdb", "Jobs"), ("pilotdb", "PilotAgents"), ("rssdb", "SiteStatus")],
-    "8.0": [("jobdb", "Jobs"), ("jobdb", "JobParameters"), ("jobdb", "SiteMask"), ("pilotdb", "PilotAgents")],
+    "9.1": [("jobdb", "Jobs"), ("pilotdb", "PilotAgents"), ("logdb", "LoggingInfo"), ("rssdb", "SiteStatus")],
+    "8.0": [("jobdb", "Jobs"), ("jobdb", "JobParameters"), ("jobdb", "SiteMask"), ("pilotdb", "PilotAgents"),
+            ("logdb", "LoggingInfo")],
 }
 
 
