@@ -70,7 +70,8 @@ def test_exporter_under_the_least_privilege_account(dirac, tmp_path):
                         f"INSERT INTO {jobdb}.Jobs (JobID) VALUES (999999)",
                         f"CREATE TABLE {jobdb}.evil (x INT)",
                         f"SELECT COUNT(*) FROM {jobdb}.JobJDLs",
-                        f"SELECT COUNT(*) FROM {logdb}.LoggingInfo_absent",
+                        f"SELECT COUNT(*) FROM {jobdb}.HeartBeatLoggingInfo",
+                        f"DELETE FROM {logdb}.LoggingInfo",
                         f"LOCK TABLES {jobdb}.Jobs WRITE"):
                 with pytest.raises((pymysql.err.OperationalError, pymysql.err.ProgrammingError)) as err:
                     with conn.cursor() as cur:
