@@ -15,9 +15,11 @@ import yaml
 from .targets import Downtime, Target
 
 PASSWORD_ENV = "BES_PROBE_AGENT_DB_PASSWORD"
-_SITE_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")
-_CE_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
-_IDENT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# fullmatch everywhere ('$' would accept a trailing newline); sites and CEs also fit bes-probe's label
+# alphabet and length ([A-Za-z0-9._-], at most 128), or the probe would refuse them on the node.
+_SITE_RE = re.compile(r"(?=.{1,128}\Z)[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+")
+_CE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_IDENT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ConfigError(Exception):
@@ -146,7 +148,7 @@ def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
 
 
 def _check_site(site: Any, where: str, key: str) -> str:
-    if not isinstance(site, str) or not _SITE_RE.match(site):
+    if not isinstance(site, str) or not _SITE_RE.fullmatch(site):
         raise ConfigError(f"{where}: '{key}' must be a DIRAC site name like BES.IHEP-PBS.cn, got {str(site)[:40]!r}")
     return site
 
@@ -176,7 +178,7 @@ def _parse_targets(raw: Any, where: str) -> list[Target] | None:
         if not ces:
             out.append(Target(site))
         for j, ce in enumerate(ces):
-            if not isinstance(ce, str) or not _CE_RE.match(ce) or ce == "none":
+            if not isinstance(ce, str) or not _CE_RE.fullmatch(ce) or ce == "none":
                 raise ConfigError(f"{where}: '{key}.ces[{j}]' must be a CE host name, got {str(ce)[:40]!r}")
             out.append(Target(site, ce))
     seen: set[tuple[str, str]] = set()
@@ -224,7 +226,7 @@ def parse_downtimes(raw: Any, where: str) -> list[Downtime]:
                 raise ConfigError(f"{where}: '{key}.{need}' is required")
         site = _check_site(item["site"], where, f"{key}.site")
         ce = item.get("ce")
-        if ce is not None and (not isinstance(ce, str) or not _CE_RE.match(ce)):
+        if ce is not None and (not isinstance(ce, str) or not _CE_RE.fullmatch(ce)):
             raise ConfigError(f"{where}: '{key}.ce' must be a CE host name")
         start = _parse_time(item["start"], where, f"{key}.start")
         end = _parse_time(item["end"], where, f"{key}.end")
@@ -255,6 +257,8 @@ def _read_secret(path_str: str, where: str, key: str) -> str:
         secret = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"{where}: '{key}' {path}: {exc.strerror}; point it at a readable file") from None
+    if not secret:
+        raise ConfigError(f"{where}: '{key}' {path} is empty; put the secret in it")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         import logging
 
@@ -266,7 +270,7 @@ def _check(cfg: dict, where: str) -> None:
     probe, push, backend, db = cfg["probe"], cfg["pushgateway"], cfg["backend"], cfg["database"]
     if backend["type"] not in ("dirac", "local"):
         raise ConfigError(f"{where}: 'backend.type' must be 'dirac' or 'local', got {backend['type'][:40]!r}")
-    if not _IDENT_RE.match(probe["job_group"]):
+    if not _IDENT_RE.fullmatch(probe["job_group"]):
         raise ConfigError(f"{where}: 'probe.job_group' must be letters, digits, _ or -, got "
                           f"{probe['job_group'][:40]!r}")
     for key in ("period", "waiting_timeout", "running_timeout"):
@@ -292,7 +296,7 @@ def _check(cfg: dict, where: str) -> None:
     if cfg["log_level"].lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{where}: 'log_level' must be debug, info, warning or error")
     if db is not None:
-        if not _IDENT_RE.match(db["jobdb"]):
+        if not _IDENT_RE.fullmatch(db["jobdb"]):
             raise ConfigError(f"{where}: 'database.jobdb' must be a database name of letters, digits, _ or -")
         if not 1 <= db["port"] <= 65535:
             raise ConfigError(f"{where}: 'database.port' must be between 1 and 65535")
