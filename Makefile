@@ -15,7 +15,7 @@ test: setup dirac
 	$(PY) -m ruff check bes_exporter probe_pushgateway tests alerts grafana bench
 	$(PY) -m pytest -q tests
 
-demo: setup
+demo: setup dirac
 	$(PY) -m bes_exporter.demo up
 
 demo-down:

@@ -1,6 +1,6 @@
 """dirac_job_wait_seconds{site}: histogram of submission -> start for jobs that started since the last
 collection (from the job tracker; a rescheduled job's later starts are not observed, as DIRAC keeps the
-first StartExecTime)."""
+first StartExecTime). Every known site is exported, at zero until a job starts there."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class Wait(Scraper):
             error = exc
         fam = HistogramMetricFamily("dirac_job_wait_seconds", "Time from submission to start of execution.",
                                     labels=["site"])
+        # Every known site from the first collection on, at zero until a job starts there: "no job
+        # started" is then a flat series, not a missing one (DiracSiteNotMatching needs it).
+        for site in sorted(ctx.shared.sites - set(self.hist)):
+            self.hist[site] = [0] * len(BUCKETS) + [0.0]
         for site in sorted(self.hist):
             h = self.hist[site]
             buckets = [("+Inf" if b == float("inf") else repr(b), h[i]) for i, b in enumerate(BUCKETS)]

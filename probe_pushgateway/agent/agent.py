@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, make_backend
 from .config import Config, ConfigError
-from .diracjob import DiracError, build_probe_job, configured_sites, initialize
+from .diracjob import DiracError, build_probe_job, configured_sites, initialize, target_probe
 from .jobdb import JobDB, JobDBError, SiteActivity
 from .pushgw import PushError, Pushgateway
 from .state import StateError, StateStore
@@ -173,7 +173,7 @@ class Agent:
             stats.fail("config", "'probe.pyz' is not set; point it at bes-probe.pyz")
             return stats
         for key in ("pyz", "config"):
-            if probe[key] and not _readable(probe[key]):
+            if probe[key] and "{" not in probe[key] and not _readable(probe[key]):
                 stats.fail("config", f"'probe.{key}' {probe[key]} is not a readable file")
                 return stats
         try:
@@ -217,6 +217,10 @@ class Agent:
                 continue
             if now - float(snapshot["submitted"].get(key, 0)) < probe["period"]:
                 log.debug("%s: not due yet", target)
+                continue
+            own = target_probe(probe, target)["config"]
+            if own and own != probe["config"] and not _readable(own):
+                stats.fail("config", f"'probe.config' {own} (for {target}) is not a readable file")
                 continue
             try:
                 job = build_probe_job(target, probe, url)

@@ -116,6 +116,14 @@ def configured_sites() -> dict[str, list[str]]:
     return check_result(getSiteCEMapping(), "reading the sites from DIRAC's configuration")
 
 
+def target_probe(probe: dict, target: Target) -> dict:
+    """The probe section for one target: ``{site}`` and ``{ce}`` in ``probe.config`` name its own file."""
+    config = probe.get("config")
+    if not config or "{" not in config:
+        return probe
+    return {**probe, "config": config.replace("{site}", target.site).replace("{ce}", target.ce_label)}
+
+
 def probe_arguments(target: Target, probe: dict, pushgateway_url: str) -> list[str]:
     """The probe's command line inside the job (run from the job's directory, files from the sandbox)."""
     args = [probe["python"], Path(probe["pyz"]).name, "--site", target.site]
@@ -133,6 +141,8 @@ def build_probe_job(target: Target, probe: dict, pushgateway_url: str):
     Raises :class:`DiracError` when DIRAC rejects a value (e.g. a site or CE missing from its configuration).
     """
     from DIRAC.Interfaces.API.Job import Job
+
+    probe = target_probe(probe, target)
 
     job = Job()
     check_result(job.setName(target.job_name), f"{target}: job name")

@@ -48,6 +48,27 @@ def test_probe_job_jdl_carries_site_ce_group_sandbox_and_executable(dirac_cfg, t
     assert "<![CDATA[python3]]>" in xml
 
 
+def test_site_placeholder_in_probe_config_ships_each_site_its_own_file(dirac_cfg, fake_pyz, tmp_path, capsys,
+                                                                       caplog):
+    (tmp_path / "probe-BES.WHU.cn.yml").write_text("{}\n")
+    probe = {**PROBE, "pyz": str(fake_pyz), "config": str(tmp_path / "probe-{site}.yml")}
+    xml = build_probe_job(Target("BES.WHU.cn"), probe, "http://p:9091")._toXML()
+    assert "--config.file probe-BES.WHU.cn.yml" in xml and str(tmp_path / "probe-BES.WHU.cn.yml") in xml
+    cfg = tmp_path / "agent.yml"
+    cfg.write_text(f"""
+targets: [BES.WHU.cn, BES.USTC.cn]
+probe: {{pyz: {fake_pyz}, config: "{tmp_path}/probe-{{site}}.yml"}}
+pushgateway: {{url: "http://127.0.0.1:9"}}
+backend: {{type: dirac, require_auth: false, config_files: ["{dirac_cfg}"]}}
+state_dir: {tmp_path / 'state'}
+""")
+    assert main(["-c", str(cfg), "submit", "--dry-run"]) == 1  # BES.USTC.cn has no file: a counted failure
+    out = capsys.readouterr().out
+    assert "# BES.WHU.cn/none" in out and "BES.USTC.cn" not in out
+    assert f"'probe.config' {tmp_path}/probe-BES.USTC.cn.yml (for BES.USTC.cn/none) is not a readable file" \
+        in caplog.text
+
+
 def test_site_target_without_ce_has_no_gridce(dirac_cfg, fake_pyz):
     jdl = job_jdl(build_probe_job(Target("BES.USTC.cn"), {**PROBE, "pyz": str(fake_pyz)}, "http://p:9091"))
     assert "Site = BES.USTC.cn;" in jdl
