@@ -77,7 +77,8 @@ class _Fail(Exception):
 
     def __init__(self, key: str, message: str):
         super().__init__(message)
-        self.key = key
+        # a key read from the file may hold anything: keep the error on one line
+        self.key = str(key).encode("unicode_escape").decode()[:80]
 
 
 @dataclass

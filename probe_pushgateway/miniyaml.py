@@ -47,7 +47,7 @@ def _quote_end(text: str, i: int) -> int:
 
 
 def _starts_token(text: str, i: int) -> bool:
-    return i == 0 or text[i - 1] in " [{,:-"
+    return i == 0 or text[i - 1] in " [{,:"  # not "-": in "-'x" the quote is part of a plain scalar
 
 
 def _strip_comment(text: str) -> str:

@@ -4,14 +4,22 @@ Helpers live in dirac_db.py (import from there, not from conftest: several conft
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pymysql
 import pytest
 from dirac_db import DiracInstance, drop_instance, make_instance, root_conn
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property-based tests explore randomly on a developer's machine; in CI (CI=true) they run a fixed,
+# derandomized set of examples, so a green or red run means the same thing every time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
