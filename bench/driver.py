@@ -79,6 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pilot-transitions", type=int, default=25, help="pilot transitions between scrapes (default 25)")
     p.add_argument("--overlap", type=int, default=12, help="exporter jobs.overlap_seconds (default 12)")
     p.add_argument("--resync", type=int, default=30, help="exporter jobs.resync_seconds (default 30)")
+    p.add_argument("--no-collect", action="append", default=[], metavar="NAME",
+                   help="leave one of the exporter's collectors out (repeatable), to see what it costs")
     p.add_argument("--minimal-repeats", type=int, default=9, help="runs of the minimal queries (default 9)")
     p.add_argument("--naive-cycles", type=int, default=3, help="naive collection cycles (default 3)")
     p.add_argument("--naive-timeout", type=float, default=1800, help="bound on one naive cycle, s (default 1800)")
@@ -99,6 +101,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--interval must be from 0.2 to 600 seconds")
     if args.transitions < 0 or args.pilot_transitions < 0 or args.warmup < 1:
         p.error("--transitions/--pilot-transitions must be >= 0 and --warmup >= 1")
+    names = [cls.name for cls in SCRAPERS]
+    for name in args.no_collect:
+        if name not in names:
+            p.error(f"--no-collect {name!r}: the exporter's collectors are {', '.join(names)}")
     if args.db_host not in ("127.0.0.1", "localhost", "::1"):
         p.error("--db-host: the benchmark only talks to a loopback MariaDB (127.0.0.1)")
     return args
@@ -108,7 +114,7 @@ class Exporter:
     """The real bes-exporter CLI, as a server, over the benchmark's read-only account."""
 
     def __init__(self, ds: Dataset, db: dict, user: str, password: str, args, workdir: Path):
-        self.names = [cls.name for cls in SCRAPERS]
+        self.names = [cls.name for cls in SCRAPERS if cls.name not in args.no_collect]
         cfg = {"database": {"host": db["host"], "port": db["port"], "user": user, "jobdb": ds.jobdb,
                             "pilotdb": ds.pilotdb, "rssdb": ds.rssdb or "ResourceStatusDB", "query_timeout": 30},
                "jobs": {"overlap_seconds": args.overlap, "resync_seconds": args.resync}}
@@ -119,7 +125,7 @@ class Exporter:
         exe = ROOT / ".venv" / "bin" / "bes-exporter"
         cmd = [str(exe if exe.exists() else "bes-exporter"), "--config.file", str(self.cfg_path),
                "--web.listen-address", f"127.0.0.1:{self.port}", "--log.level", "warn"]
-        cmd += [f"--collect.{n}" for n in self.names]
+        cmd += [f"--collect.{n}" for n in self.names] + [f"--no-collect.{n}" for n in args.no_collect]
         self.log_path = workdir / "bes-exporter.log"
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),
                                      env={**os.environ, "BES_EXPORTER_DB_PASSWORD": password})
@@ -328,7 +334,7 @@ def run(args) -> dict:
         "stream": {"transitions_per_scrape": args.transitions, "pilot_transitions_per_scrape": args.pilot_transitions,
                    "applied": live_counts},
         "config": {"interval_s": args.interval, "overlap_s": args.overlap, "resync_s": args.resync,
-                   "warmup": args.warmup, "collectors": exp.names if exp else []},
+                   "warmup": args.warmup, "collectors": exp.names if exp else [], "left_out": args.no_collect},
         "explain": plans,
         "machine": {**machine(), "mariadb": version, "innodb_buffer_pool_mb": pool >> 20},
         "command": "bench/run " + " ".join(sys.argv[1:]),
@@ -343,8 +349,11 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def targets(r: dict) -> dict:
-    """The issue's per-run targets (the N-independence of rows examined needs several runs: bench.report)."""
+    """The issue's per-run targets: scrape time, closeness to the minimal queries and the ratio to the
+    naive way are stated at 10 M jobs (``met`` is None below that), RSS at every N. The N-independence
+    of rows examined needs several runs: bench.report."""
     o = r["ours"]
+    at_10m = r["jobs"] >= 10_000_000
     out = {
         "scrape_p50_below_100ms": {"value_s": o["scrape_p50_s"], "target_s": TARGETS["scrape_p50_s"],
                                    "met": o["scrape_p50_s"] < TARGETS["scrape_p50_s"]},
@@ -357,6 +366,9 @@ def targets(r: dict) -> dict:
         "rss_below_80MB": {"value_mb": o["rss_peak_mb"], "target_mb": TARGETS["rss_mb"],
                            "met": o["rss_peak_mb"] < TARGETS["rss_mb"]},
     }
+    for key in ("scrape_p50_below_100ms", "within_1.5x_of_minimal_sql", "naive_db_time_50x"):
+        if not at_10m:
+            out[key]["met"] = None
     return out
 
 

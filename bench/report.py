@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .driver import TARGETS
+from .driver import TARGETS, targets
 from .measure import OneLineParser
 
 
@@ -38,6 +38,12 @@ def table(runs: list[dict]) -> str:
         ("ours: rows examined per scrape (median)", lambda r: f"{r['ours']['rows_examined_per_scrape']:,}"),
         ("ours: database time per scrape (median)", lambda r: _ms(r["ours"]["db_s_per_scrape"])),
         ("ours: exporter CPU per scrape (mean)", lambda r: _ms(r["ours"]["exporter_cpu_s_per_scrape"])),
+        ("ours: slowest collectors (p50)", lambda r: ", ".join(
+            f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["ours"]["collector_p50_s"].items(),
+                                                          key=lambda kv: -kv[1])[:3])),
+        ("ours: collectors left out / failing", lambda r: ", ".join(
+            [f"−{n}" for n in r.get("config", {}).get("left_out", [])]
+            + [f"{n} failed" for n in r["ours"]["collector_failures"]]) or "none"),
         ("ours: exporter peak RSS", lambda r: f"{r['ours']['rss_peak_mb']:.1f} MB"),
         ("minimal indexed queries, mysql client", lambda r: _ms(r["minimal_sql_s"])),
         ("ours p50 ÷ minimal", lambda r: f"{r['ratios']['ours_scrape_p50_over_minimal_sql']:.1f}×"),
@@ -73,10 +79,12 @@ def independence(runs: list[dict]) -> list[dict]:
 def summary(runs: list[dict]) -> str:
     lines = []
     for r in runs:
-        t = r["targets"]
-        bad = [k for k, v in t.items() if not v["met"]]
+        t = targets(r)  # recomputed: the rules may be newer than the file
+        bad = [k for k, v in t.items() if v["met"] is False]
+        good = [k for k, v in t.items() if v["met"]]
         lines.append(f"- N = {_n(r['jobs'])} ({r['generation']}, {r['active']:,} active): "
-                     + ("all per-run targets met" if not bad else "missed: " + ", ".join(bad)))
+                     + (f"met: {', '.join(good)}" if good else "")
+                     + ("; " if good and bad else "") + (f"missed: {', '.join(bad)}" if bad else ""))
     for g in independence(runs):
         lines.append(f"- rows examined per scrape, DIRAC {g['generation']}, {g['active']:,} active, N = "
                      + ", ".join(_n(j) for j in g["jobs"]) + f": {', '.join(f'{x:,}' for x in g['rows'])}"
