@@ -64,7 +64,8 @@ ENV: dict[str, tuple[str, str]] = {
 }
 DAEMONS = ("exporter", "pushgateway", "alertmanager", "prometheus")
 # Stop order: nothing new is submitted or written while the rest goes down.
-STOP_ORDER = ("agent-submit", "agent-reap", "simulator", "prometheus", "alertmanager", "pushgateway", "exporter")
+STOP_ORDER = ("agent-submit", "agent-reap", "simulator", "prometheus", "alertlog", "alertmanager", "pushgateway",
+              "exporter")
 START_TIMEOUT = 300.0  # real seconds for the whole stack to become healthy
 
 
@@ -99,6 +100,10 @@ class Settings:
     @property
     def events(self) -> Path:
         return self.dir / "simulator" / "events.json"
+
+    @property
+    def alert_log(self) -> Path:
+        return self.dir / "alerts.json"
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -374,8 +379,7 @@ def _print_urls(s: Settings, out=sys.stdout) -> None:
     print(f"alertmanager: {s.url('alertmanager')}", file=out)
     print(f"watch alerts fire: {s.url('alertmanager')}/#/alerts, or "
           f"watch -n 5 amtool alert query --alertmanager.url={s.url('alertmanager')}", file=out)
-    print(f"lead times: {BIN / 'bes-simulate'} --report --events {s.events} --alerts {s.url('alertmanager')}",
-          file=out)
+    print(f"lead times: {BIN / 'bes-simulate'} --report --events {s.events} --alerts {s.alert_log}", file=out)
     print(f"logs: {s.logs}  (stop with: make demo-down)", file=out)
 
 
@@ -415,6 +419,7 @@ def _fresh(s: Settings) -> None:
     for name in ("simulator", "pushgateway", "prometheus", "alertmanager", "exporter", "agents", "rules",
                  "logs.previous"):
         shutil.rmtree(s.dir / name, ignore_errors=True)
+    s.alert_log.unlink(missing_ok=True)
     if s.logs.exists():
         s.logs.rename(s.dir / "logs.previous")
     for d in (s.logs, s.run, s.dir / "simulator"):
@@ -456,7 +461,7 @@ def _start(s: Settings) -> None:
     rules = demo_rules.render(s.speed, s.dir / "rules")
     sim_argv = [str(BIN / "bes-simulate"), "--generation", "8.0", "--db-prefix", s.db_prefix, "--reset",
                 "--db-host", str(s.db["host"]), "--db-port", str(s.db["port"]), "--db-user", str(s.db["user"]),
-                "--speed", f"{s.speed:g}", "--scale", f"{s.scale:g}", "--warmup", s.warmup,
+                "--speed", f"{s.speed:g}", "--scale", f"{s.scale:g}", "--warmup", s.warmup, "--pilot-history", "1d",
                 "--timeline", str(s.timeline), "--seed", str(s.seed), "--state-dir", str(s.dir / "simulator")]
     if s.db["password_file"]:
         sim_argv += ["--db-password-file", str(s.db["password_file"])]
@@ -476,6 +481,14 @@ def _start(s: Settings) -> None:
     }
     for name, daemon in daemons.items():
         _daemon(s, name, daemon).start(timeout=60)
+    procs["alertlog"] = spawn(s, "alertlog", [sys.executable, "-m", "bes_exporter.demo_alertlog", "--alertmanager",
+                                              s.url("alertmanager"), "--out", str(s.alert_log)])
+    if s.probe_sites:  # at once: the first probes run on the healthy grid
+        agent_cfg = agent_files(s)
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
+        for cmd in ("submit", "reap"):  # niced: a probe job's DIRAC start-up must not delay the simulator
+            procs[f"agent-{cmd}"] = spawn(s, f"agent-{cmd}", [str(BIN / "bes-probe-agent"), "--config.file",
+                                                              str(agent_cfg), cmd, "--loop"], env=env, nice=10)
     # The exporter and Prometheus only look once the warm-up is written and the simulator follows the
     # clock: while it catches up, every heartbeat is late and every site would look like a network cut.
     streak = []
@@ -492,12 +505,6 @@ def _start(s: Settings) -> None:
     prom = _daemon(s, "prometheus", services.prometheus(pdir / "prometheus.yml", pdir, port=s.ports["prometheus"],
                                                          extra_args=["--storage.tsdb.retention.time=2d"]))
     prom.start(timeout=120)
-    if s.probe_sites:
-        agent_cfg = agent_files(s)
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
-        for cmd in ("submit", "reap"):  # niced: a probe job's DIRAC start-up must not delay the simulator
-            procs[f"agent-{cmd}"] = spawn(s, f"agent-{cmd}", [str(BIN / "bes-probe-agent"), "--config.file",
-                                                              str(agent_cfg), cmd, "--loop"], env=env, nice=10)
     query = f"{prom.url}/api/v1/query?query=dirac_up%3D%3D1"
     _wait(lambda: b'"result":[{' in (_get(query) or b""), 120, "Prometheus has no successful exporter scrape",
           dead)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", default="0", help="simulated time written at once, in the past, at start")
     run.add_argument("--once", action="store_true",
                      help="write the whole --duration as one batch ending now, then exit (tests)")
+    run.add_argument("--pilot-history", default="0", metavar="D",
+                     help="finished pilots written for D before the start (e.g. 1d, what RSS's pilot efficiency reads)")
     run.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     run.add_argument("--rss", choices=("enforce", "record"), default="enforce",
                      help="enforce: RSS decisions are written and obeyed; record: only logged in the events file")
@@ -124,6 +126,7 @@ def simulate(args) -> int:
     if duration is not None and duration <= 0:
         raise ConfigError("--duration: must be greater than 0")
     warmup = parse_duration(args.warmup, "--warmup")
+    pilot_history = parse_duration(args.pilot_history, "--pilot-history")
     topo = load_topology(args.topology, scale=args.scale)
     specs = [parse_spec(s) for s in args.scenario]
     if args.timeline:
@@ -156,7 +159,7 @@ def simulate(args) -> int:
             "sites": [s.name for s in topo.sites]}
     log = EventLog(events_path, clock, meta, scenarios)
     engine = Engine(topo, writer, clock, random.Random(args.seed), log, scenarios, cvmfs,
-                    rss_enforce=args.rss == "enforce")
+                    rss_enforce=args.rss == "enforce", pilot_history=pilot_history)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"{PROG}: {msg}", file=sys.stderr, flush=True))
     how = "created"
     if reused:

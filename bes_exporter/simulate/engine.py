@@ -25,6 +25,7 @@ from .topology import CE, Host, Site, Topology
 from .writer import DiracWriter
 
 NON_FINAL_DB = ("Matched", "Running", "Completing", "Stalled")
+INITIAL_FILL = 3600.0  # simulated seconds in which pilots fill the empty grid (they get random ages)
 USERS = (("bes_prod", "bes_prod"), ("bes_prod", "bes_prod"), ("zhangsy", "bes_user"), ("liuhm", "bes_user"),
          ("wangxl", "bes_user"), ("chenjq", "bes_user"), ("ivanovpa", "bes_user"))
 PRODUCTIONS = ("psi3770_sim", "jpsi_rec", "psi2s_sim", "xyz4180_rec")
@@ -79,9 +80,11 @@ class Engine:
     """Runs the workload and the faults; ``run_until(t)`` processes every event up to simulated ``t``."""
 
     def __init__(self, topo: Topology, writer: DiracWriter, clock: SimClock, rng: random.Random, log: EventLog,
-                 scenarios: list[Scenario], cvmfs: FakeCvmfs | None = None, *, rss_enforce: bool = True):
+                 scenarios: list[Scenario], cvmfs: FakeCvmfs | None = None, *, rss_enforce: bool = True,
+                 pilot_history: float = 0.0):
         self.topo, self.w, self.clock, self.rng, self.log = topo, writer, clock, rng, log
         self.scenarios, self.cvmfs, self.rss_enforce = scenarios, cvmfs, rss_enforce
+        self.pilot_history = pilot_history
         self.now = 0.0
         self._heap: list[tuple[float, int, Callable, tuple]] = []
         self._seq = itertools.count()
@@ -126,6 +129,8 @@ class Engine:
         """Initial site status rows, the periodic agents, the scenarios' start and end."""
         for site in self.topo.sites:
             self._write_site_status(site, "Active", "Initial status set by bes-simulate")
+        if self.pilot_history > 0:
+            self._write_pilot_history()
         # The instance starts with a queue: enough jobs for every slot plus the usual backlog.
         f, total = self.wl["targeted_fraction"], self.topo.slots
         for _ in range(round((1 - f + self.wl["backlog"]) * total)):
@@ -153,6 +158,29 @@ class Engine:
             n += 1
         self.now = max(self.now, t_end)
         return n
+
+    def _write_pilot_history(self) -> None:
+        """Finished pilots of the ``pilot_history`` before the start, at each CE's steady turnover (its slots
+        over a pilot's mean life) with the normal abort/fail rates: what a running instance's PilotAgentsDB
+        holds, so RSS's pilot efficiency (a day of pilots) does not judge a CE on its first hour alone."""
+        life = max(self.pl["lifetime"] - self.wl["job_duration"]["max"], 0.0) + self.mean_duration
+        for site in self.topo.sites:
+            for ce in site.ces:
+                for _ in range(round(ce.slots * self.pilot_history / life)):
+                    end = -self.u(0, self.pilot_history)
+                    start = end - self.u(600, life)
+                    r = self.rng.random()
+                    status = ("Aborted" if r < self.pl["abort_rate"]
+                              else "Failed" if r < self.pl["abort_rate"] + self.pl["fail_rate"] else "Done")
+                    pid = self.w.site_director_submit(site.name, ce.name, ce.queue, ce.grid_type,
+                                                      when=self.clock.when(start))
+                    self.w.set_pilot_status(pid, status, "Not given", when=self.clock.when(end))
+                    self.ce_finals[ce].append((end, status == "Aborted"))
+        for finals in self.ce_finals.values():
+            finals_sorted = sorted(finals)
+            finals.clear()
+            finals.extend(finals_sorted)
+        self.log.note(0.0, "pilot history written", seconds=self.pilot_history)
 
     # ---- workload: submission and optimizers ---------------------------------------------------------
 
@@ -300,6 +328,10 @@ class Engine:
         host = self.rng.choices(free, weights=[h.slots - h.used for h in free])[0]
         host.used += 1
         pilot.host, pilot.state, pilot.started = host, "running", self.now
+        if self.now < INITIAL_FILL:
+            # The first pilots fill an empty grid at once; a running instance's pilots have all ages.
+            # Without this they would all reach the end of their job-taking life together, hours later.
+            pilot.started -= self.u(0, max(0.0, self.pl["lifetime"] - self.wl["job_duration"]["max"]))
         self._pilot_status(pilot, "Running", "Not given")
         if self.rng.random() < self.pl["fail_rate"]:
             self.after(self.u(60, 900), self._pilot_end, pilot, "Failed", "Pilot wrapper exited with status 1")
@@ -582,6 +614,11 @@ class Engine:
         name = sc.name
         if name == "black-hole-host":
             self.blackholes[sc.host] = sc
+            lo, hi = sc.spec.params["fail_after"]
+            for job in list(self.tracked.values()):  # what runs there when the node breaks fails too
+                if job.host is sc.host and job.phase == "running":
+                    self.after(self.u(lo, hi), self._job_completing, job, "Failed", "Application Finished With Errors",
+                               "'boss.exe' Exited With Status 127")
         elif name == "pilot-abort":
             self.aborting[sc.ce] = sc
         elif name == "heartbeat-loss":

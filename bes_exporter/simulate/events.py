@@ -86,6 +86,10 @@ class EventLog:
             started = sc.record["started"]
             if started is None or t < started["sim"] or not sc.concerns(site, ce):
                 continue
+            if sc.record["ended"] is not None and any(  # a later fault on the same place is the cause now
+                    o is not sc and o.active and o.record["started"]["sim"] > started["sim"] and o.concerns(site, ce)
+                    for o in self.scenarios):
+                continue
             acts = sc.record["dirac_actions"]
             if key not in acts:
                 acts[key] = {**entry, "count": 0}

@@ -174,3 +174,27 @@ def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(mariadb, tmp_pat
             proc.kill()
             proc.wait(timeout=10)
         drop(prefix)
+
+
+def test_pilot_history_gives_rss_a_day_of_finished_pilots(mariadb, tmp_path):
+    """--pilot-history writes finished pilots before the start, at each CE's steady turnover."""
+    prefix = new_prefix()
+    try:
+        rc, err = run_cli(*db_args(prefix), "--topology", SMALL, "--generation", "9.1", "--once", "--duration", "10m",
+                          "--speed", "600", "--pilot-history", "1d", "--state-dir", str(tmp_path), "--quiet")
+        assert rc == 0, err
+        doc = json.loads((tmp_path / "events.json").read_text())
+        origin = doc["clock"]["origin_epoch"]
+        c = conn()
+        with c.cursor() as cur:
+            cur.execute(f"SELECT Status, COUNT(*), MIN(UNIX_TIMESTAMP(LastUpdateTime)) FROM `{prefix}PilotAgentsDB`"
+                        f".PilotAgents WHERE LastUpdateTime < FROM_UNIXTIME(%s) GROUP BY Status", (int(origin) - 1,))
+            before = {status: (n, first) for status, n, first in cur.fetchall()}
+        c.close()
+        assert set(before) <= {"Done", "Failed", "Aborted"} and before["Done"][0] >= 50, before
+        assert min(first for _, first in before.values()) >= origin - 86400 / 600 - 1  # within the day before
+        assert any(e["event"] == "pilot history written" for e in doc["log"])
+        rc, err = run_cli(*db_args(prefix), "--topology", SMALL, "--once", "--pilot-history", "soon")
+        _one_line_error(rc, err, 2, "--pilot-history")
+    finally:
+        drop(prefix)

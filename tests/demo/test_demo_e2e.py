@@ -1,0 +1,220 @@
+"""`make demo` end to end: every fault scenario in one time-accelerated run, checked through Alertmanager.
+
+One module-scoped demo (``python -m bes_exporter.demo up``, exactly what ``make demo`` runs) on free
+loopback ports, its own databases and directory, with the default fault timeline
+(``bes_exporter/demo_timeline.yml``): the simulator (DIRAC 8.0, 60x), the exporter, a Pushgateway, the
+probe agents running the real probe through DIRAC's job wrapper, Prometheus with the demo rules and
+Alertmanager. The test polls Alertmanager's API (bounded) until every scenario's alert has arrived for
+its own site/CE/host, checks that the sites hit by no fault stayed quiet until the central failure and
+that the central failure inhibits the per-site alerts, runs the lead-time report, and finally checks
+that ``down`` leaves nothing running or listening. About 4-5 minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from dirac_db import root_conn
+
+from bes_exporter.services import free_port
+
+pytest.importorskip("DIRAC", reason="DIRAC is not installed: run scripts/install-dirac.sh (make dirac)")
+
+ROOT = Path(__file__).resolve().parents[2]
+# scenario -> (alert names that count, labels the alert must carry): bes_exporter/demo_timeline.yml
+EXPECTED = {
+    "black-hole-host": ({"DiracBlackHoleHost"}, {"site": "BES.USTC.cn", "host": "wn017.ustc.edu.cn"}),
+    "no-matching": ({"DiracSiteNotMatching"}, {"site": "GRID.IHEP.cn"}),
+    "cvmfs-broken": ({"DiracProbeFailing"}, {"site": "BES.SJTU.cn"}),
+    "pilot-abort": ({"DiracPilotFailureRatioRising", "DiracPilotsFailing"},
+                    {"site": "BES.IHEP-PBS.cn", "ce": "pbsce01.ihep.ac.cn"}),
+    "heartbeat-loss": ({"DiracHeartbeatLagRising"}, {"site": "BES.JINR.ru"}),
+    "central-failure": ({"DiracCentralFailure"}, {}),
+}
+# Sites no per-site fault touches: no alert about them before the central failure starts.
+QUIET = {"CLOUD.IHEP-OPENSTACK.cn", "CLUSTER.USTC.cn", "BES.UCAS.cn", "BES.WHU.cn", "BES.PKU.cn", "BES.SDU.cn",
+         "BES.HNU.cn", "BES.UMN.us", "GRID.INFN-Torino.it", "CLUSTER.SYSU.cn"}
+UP_TIMEOUT = 240  # real seconds for `up`
+RUN_TIMEOUT = 330  # real seconds after `up` for every scenario's alert
+
+
+def _epoch(ts: str) -> float:
+    head = ts.replace("Z", "").split(".")[0]
+    return dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def _demo(env: dict[str, str], command: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bes_exporter.demo", command], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _get(url: str) -> list | dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _drop(prefix: str) -> None:
+    conn = root_conn()
+    with conn.cursor() as cur:
+        for name in ("JobDB", "PilotAgentsDB", "JobLoggingDB", "ResourceStatusDB", "bes_simulate"):
+            cur.execute(f"DROP DATABASE IF EXISTS `{prefix}{name}`")
+    conn.close()
+
+
+class Run:
+    """The running demo and what the test saw of it."""
+
+    def __init__(self, directory: Path, env: dict[str, str], ports: dict[str, int]):
+        self.dir, self.env, self.ports = directory, env, ports
+        self.up_output = ""
+        self.seen: dict[str, dict] = {}  # fingerprint@startsAt -> alert, every state seen
+        self.inhibited_during_central: set[str] = set()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def events(self) -> dict:
+        return json.loads((self.dir / "simulator" / "events.json").read_text())
+
+    def poll(self) -> list[dict]:
+        alerts = _get(self.url("alertmanager") + "/api/v2/alerts?active=true&inhibited=true&silenced=true")
+        central = any(a["labels"].get("alertname") == "DiracCentralFailure" and a["status"]["state"] == "active"
+                      for a in alerts)
+        for a in alerts:
+            key = f"{a['fingerprint']}@{a['startsAt']}"
+            old = self.seen.get(key)
+            states = (old or {}).get("states", set()) | {a["status"]["state"]}
+            self.seen[key] = {**a, "states": states}
+            if central and a["status"]["state"] == "suppressed" and "site" in a["labels"]:
+                self.inhibited_during_central.add(a["labels"]["alertname"])
+        return alerts
+
+    def found(self, scenario: str) -> dict | None:
+        names, labels = EXPECTED[scenario]
+        for a in self.seen.values():
+            if a["labels"].get("alertname") in names and "active" in a["states"] \
+                    and all(a["labels"].get(k) == v for k, v in labels.items()):
+                return a
+        return None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, mariadb):
+    directory = tmp_path_factory.mktemp("demo")
+    prefix = f"bes_demo_t{uuid.uuid4().hex[:8]}_"
+    ports = {name: free_port() for name in ("exporter", "pushgateway", "prometheus", "alertmanager")}
+    env = dict(os.environ, BES_DEMO_DIR=str(directory), BES_DEMO_DB_PREFIX=prefix,
+               **{f"BES_DEMO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    for name in ("BES_DEMO_SPEED", "BES_DEMO_SCALE", "BES_DEMO_TIMELINE", "BES_DEMO_PROBE_SITES", "BES_DEMO_WARMUP"):
+        env.pop(name, None)  # the shipped defaults
+    r = Run(directory, env, ports)
+    try:
+        up = _demo(env, "up", UP_TIMEOUT)
+        r.up_output = up.stdout + up.stderr
+        assert up.returncode == 0, r.up_output[-2000:]
+        yield r
+    finally:
+        _demo(env, "down", 120)
+        _drop(prefix)
+
+
+def _simulator_alive(r: Run) -> None:
+    log = r.dir / "logs" / "simulator.log"
+    assert (r.dir / "run" / "simulator.pid").exists(), log.read_text()[-1500:]
+    pid = int((r.dir / "run" / "simulator.pid").read_text())
+    assert Path(f"/proc/{pid}").exists(), f"the simulator died: {log.read_text()[-1500:]}"
+
+
+def test_up_prints_the_urls_and_a_second_up_starts_nothing(run):
+    for name in ("exporter", "pushgateway", "prometheus", "alertmanager"):
+        assert f"{name}: {run.url(name)}" in run.up_output
+    assert "amtool" in run.up_output and "--report" in run.up_output
+    pids = {p.name: p.read_text() for p in (run.dir / "run").glob("*.pid")}
+    again = _demo(run.env, "up", 60)
+    assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
+    assert {p.name: p.read_text() for p in (run.dir / "run").glob("*.pid")} == pids
+    assert _demo(run.env, "status", 30).returncode == 0
+
+
+def test_every_scenario_alerts_its_own_target_and_other_sites_stay_quiet(run):
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        run.poll()
+        if all(run.found(s) for s in EXPECTED) and run.inhibited_during_central:
+            break
+        _simulator_alive(run)
+        time.sleep(3)
+    ev = run.events()
+    missing = [s for s in EXPECTED if not run.found(s)]
+    seen = sorted({(a["labels"].get("alertname"), a["labels"].get("site")) for a in run.seen.values()})
+    assert not missing, f"no alert for {missing} within {RUN_TIMEOUT} s; seen: {seen}"
+    starts = {sc["name"]: _epoch(sc["started"]["utc"]) for sc in ev["scenarios"]}
+    for scenario in EXPECTED:  # each alert came after its own fault began
+        assert _epoch(run.found(scenario)["startsAt"]) >= starts[scenario] - 1, scenario
+    central = starts["central-failure"]
+    noisy = sorted({(a["labels"]["alertname"], a["labels"]["site"]) for a in run.seen.values()
+                    if a["labels"].get("site") in QUIET and _epoch(a["startsAt"]) < central})
+    assert not noisy, f"alerts about sites without a fault before the central failure: {noisy}"
+    # The central failure pages once: Alertmanager holds back the per-site alerts it explains.
+    assert run.inhibited_during_central & {"DiracSiteJobFailureRatioHigh", "DiracSiteJobFailureRatioCritical"}
+
+
+def test_alert_log_and_lead_time_report(run):
+    log = json.loads((run.dir / "alerts.json").read_text())
+    names = {a["labels"]["alertname"] for a in log}
+    assert {n for s in EXPECTED for n in EXPECTED[s][0]} & names >= {"DiracBlackHoleHost", "DiracCentralFailure"}
+    done = subprocess.run([str(Path(sys.executable).parent / "bes-simulate"), "--report", "--json", "--events",
+                           str(run.dir / "simulator" / "events.json"), "--alerts", str(run.dir / "alerts.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = {r["scenario"]: r for r in json.loads(done.stdout)}
+    assert set(rows) == set(EXPECTED)
+    for scenario, row in rows.items():
+        assert row["alert"] in EXPECTED[scenario][0], (scenario, row)
+    assert rows["black-hole-host"]["host_failures_before_alert"] < 50
+    hb = rows["heartbeat-loss"]
+    assert hb["dirac_reacts"].startswith("StalledJobAgent:Stalled") and hb["dirac_reacts_lead"] >= 30 * 60, hb
+    table = subprocess.run([str(Path(sys.executable).parent / "bes-simulate"), "--report", "--events",
+                            str(run.dir / "simulator" / "events.json"), "--alerts", str(run.dir / "alerts.json")],
+                           capture_output=True, text=True, timeout=60)
+    print(table.stdout)  # the table quoted in the README comes from a run like this one (pytest -s)
+
+
+def test_down_leaves_nothing_running_or_listening(run):
+    probe_jobs = [json.loads(p.read_text())["pid"]
+                  for p in (run.dir / "agents" / "state" / "local").glob("job_*/info.json")]
+    pids = [int(p.read_text()) for p in (run.dir / "run").glob("*.pid")] + probe_jobs
+    done = _demo(run.env, "down", 120)
+    assert done.returncode == 0 and "stopped" in done.stdout, done.stdout + done.stderr
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+            and not Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1].startswith("Z")]
+    assert not left, f"still running after down: {left}"
+    marker = str(run.dir).encode()
+    others = []
+    for proc in Path("/proc").iterdir():  # nothing else that names the demo directory either
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    others.append(proc.name)
+            except OSError:
+                pass
+    assert not others, f"processes still naming {run.dir}: {others}"
+    assert not [name for name, port in run.ports.items() if _listening(port)]
+    assert not list((run.dir / "run").glob("*.pid"))
+    assert _demo(run.env, "status", 30).returncode == 1
