@@ -190,18 +190,18 @@ def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLo
     done_t = 0.0
     last_sync = last_say = last_warn = time.monotonic()
     caught_up = False
-    conn.begin()
+    engine.w.begin()  # journaled: a transient MariaDB error (deadlock, lock table full) rebuilds the step
     engine.start()
-    conn.commit()
+    engine.w.commit()
     while not stop:
         target = clock.sim_now()
         if duration is not None:
             target = min(target, duration)
         while done_t < target and not stop:
             done_t = min(target, done_t + step)
-            conn.begin()
+            engine.w.begin()
             engine.run_until(done_t)
-            conn.commit()
+            engine.w.commit()
             log.flush()
         if duration is not None and done_t >= duration:
             break
@@ -225,8 +225,9 @@ def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLo
 def _progress(engine: Engine, t: float) -> str:
     c = engine.counts
     running = sum(1 for j in engine.tracked.values() if j.db == "Running")
+    replayed = f"; {engine.w.recovered} transactions replayed after a MariaDB error" if engine.w.recovered else ""
     return (f"t={_fmt(t)} simulated: {c['jobs']} jobs submitted, {running} running, {c['done']} done, "
-            f"{c['failed']} failed; {c['pilots']} pilots")
+            f"{c['failed']} failed; {c['pilots']} pilots{replayed}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,16 @@ RescheduleCounter, kill/delete write no LoggingInfo. Used by the simulator, the 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
+import pymysql
+
 FINAL = ("Done", "Completed", "Failed", "Killed")
+# MariaDB errors that roll the whole transaction back (1206 lock table full, e.g. while the buffer pool
+# shrinks; 1213 deadlock) or time a lock wait out (1205): the transaction is rebuilt and the statement retried.
+RETRYABLE = (1205, 1206, 1213)
+RETRIES = 5
 
 
 def utcnow() -> dt.datetime:
@@ -39,15 +46,84 @@ class DiracWriter:
         self.clock = clock
         self.old = dbs.generation == "8.0"
 
-    def _x(self, sql: str, args=()) -> int:
+    # ---- statements, and the journal that lets a transaction survive a transient error --------------
+
+    journal: list[tuple[str, object, bool]] | None = None  # the open transaction's writes (begin() .. commit())
+    recovered = 0  # transactions rebuilt after a transient error
+
+    def begin(self) -> None:
+        """Open a transaction whose writes are journaled, so a transient error does not lose them."""
+        self.conn.begin()
+        self.journal = []
+
+    def commit(self) -> None:
+        """Commit the journaled transaction (rebuilt and retried on a transient error)."""
+        self._retrying(self.conn.commit)
+        self.journal = None
+
+    def _retrying(self, action):
+        """``action()``; on a transient error inside a journaled transaction, rebuild it and try again."""
+        attempt = 0
+        while True:
+            try:
+                return action()
+            except pymysql.err.OperationalError as exc:
+                attempt += 1
+                if self.journal is None or exc.args[0] not in RETRYABLE or attempt >= RETRIES:
+                    raise
+            while True:
+                try:
+                    self._rebuild(attempt)
+                    break
+                except pymysql.err.OperationalError as exc:
+                    attempt += 1
+                    if exc.args[0] not in RETRYABLE or attempt >= RETRIES:
+                        raise
+
+    def _rebuild(self, attempt: int) -> None:
+        """Roll back, wait, and replay the journal: the transaction is as it was before the failed statement."""
+        try:
+            self.conn.rollback()
+        except pymysql.err.MySQLError:
+            pass
+        time.sleep(min(attempt, 3))
+        self.conn.begin()
         with self.conn.cursor() as cur:
+            for sql, args, many in self.journal or []:
+                (cur.executemany if many else cur.execute)(sql, args)
+        self.recovered += 1
+
+    def _run(self, fn):
+        def attempt():
+            with self.conn.cursor() as cur:
+                return fn(cur)
+        return self._retrying(attempt)
+
+    def _x(self, sql: str, args=(), id_column: str | None = None) -> int:
+        """Execute a write; ``id_column`` names the AUTO_INCREMENT key of an INSERT (replayed with the same id)."""
+        def run(cur):
             cur.execute(sql, args)
             return cur.lastrowid
+        rowid = self._run(run)
+        if self.journal is not None:
+            if id_column:
+                head, values = sql.split(" VALUES (", 1)
+                table, cols = head.split(" (", 1)
+                self.journal.append((f"{table} ({id_column}, {cols} VALUES (%s, {values}", [rowid, *args], False))
+            else:
+                self.journal.append((sql, args, False))
+        return rowid
+
+    def _many(self, sql: str, rows: list) -> None:
+        self._run(lambda cur: cur.executemany(sql, rows))
+        if self.journal is not None:
+            self.journal.append((sql, rows, True))
 
     def _one(self, sql: str, args=()):
-        with self.conn.cursor() as cur:
+        def run(cur):
             cur.execute(sql, args)
             return cur.fetchone()
+        return self._run(run)
 
     def _log(self, job_id: int, status: str, minor: str, app: str, source: str, when: dt.datetime) -> None:
         if not self.dbs.logdb:
@@ -72,7 +148,7 @@ class DiracWriter:
         jdl = f'[ JobName = "{job_name}"; JobGroup = "{job_group}"; Site = "{site}"; ]'
         job_id = self._x(
             f"INSERT INTO `{self.dbs.jobdb}`.JobJDLs (JDL, JobRequirements, OriginalJDL) VALUES (%s, '', %s)",
-            (jdl, jdl),
+            (jdl, jdl), id_column="JobID",
         )
         cols = ["JobID", "JobGroup", "Site", "JobName", "Owner", "OwnerGroup", "SubmissionTime",
                 "LastUpdateTime", "Status", "MinorStatus", "ApplicationStatus"]
@@ -230,7 +306,7 @@ class DiracWriter:
         return self._x(
             f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
             f" VALUES ({', '.join(['%s'] * len(cols))})",
-            list(cols.values()),
+            list(cols.values()), id_column="PilotID",
         )
 
     def _ref(self) -> str:
@@ -280,7 +356,7 @@ class DiracWriter:
         pilot_id = self._x(
             f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
             f" VALUES ({', '.join(['%s'] * len(cols))})",
-            list(cols.values()),
+            list(cols.values()), id_column="PilotID",
         )
         self._x(
             f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status='Submitted', LastUpdateTime=%s,"
@@ -321,12 +397,11 @@ class DiracWriter:
         self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET HeartBeatTime=%s, Status='Running' WHERE JobID=%s",
                 (when, job_id))
         if data:
-            with self.conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT IGNORE INTO `{self.dbs.jobdb}`.HeartBeatLoggingInfo (JobID, Name, Value, HeartBeatTime)"
-                    " VALUES (%s,%s,%s,%s)",
-                    [(job_id, name, str(value), when) for name, value in data.items()],
-                )
+            self._many(
+                f"INSERT IGNORE INTO `{self.dbs.jobdb}`.HeartBeatLoggingInfo (JobID, Name, Value, HeartBeatTime)"
+                " VALUES (%s,%s,%s,%s)",
+                [(job_id, name, str(value), when) for name, value in data.items()],
+            )
 
     def log_site_mask(self, site: str, status: str, reason: str = "", *, when: dt.datetime | None = None) -> None:
         """SiteMaskLogging row that old JobDB writes with each site mask change (no-op for 9.1)."""
