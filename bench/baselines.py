@@ -1,8 +1,9 @@
 """What we compare against: the minimal indexed queries (mysql client) and the naive sql-exporter.
 
 The *minimal* queries compute what our enabled scrapers need, each along an index of DIRAC's schema,
-over the same change window as the exporter; they are timed inside one ``mysql`` client session
-(SYSDATE(6) before and after, so neither process start nor login is counted).
+over the same change window as the exporter, in time proportional to the active and changed rows;
+they are timed inside one ``mysql`` client session (SYSDATE(6) before and after, so neither process
+start nor login is counted).
 
 The *naive* baseline is Debian's ``prometheus-sql-exporter`` (justwatchcom/sql_exporter) with the
 queries a user would write: GROUP BY Site, Status over Jobs, the per-host join Jobs x JobParameters

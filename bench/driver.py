@@ -6,8 +6,9 @@
 2. Starts the real ``bes-exporter`` CLI (every scraper it has) on a free loopback port; between
    scrapes applies a steady stream of DIRAC transitions (``bench.stream``); around each scrape reads
    the exporter account's rows examined and database time; records scrape wall times and peak RSS.
-3. Times the minimal indexed queries in the mysql client, then runs Debian's prometheus-sql-exporter
-   with the naive queries for a few collection cycles (``bench.baselines``).
+   Right after each scrape (same moment, same machine load) runs the minimal indexed queries once in
+   the mysql client. Then runs Debian's prometheus-sql-exporter with the naive queries for a few
+   collection cycles (``bench.baselines``).
 4. Prints one markdown table and writes the JSON (both systems side by side, the ratios, the targets).
 
 Time is compressed 10x against production defaults so a run takes minutes: a scrape every
@@ -81,7 +82,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resync", type=int, default=30, help="exporter jobs.resync_seconds (default 30)")
     p.add_argument("--no-collect", action="append", default=[], metavar="NAME",
                    help="leave one of the exporter's collectors out (repeatable), to see what it costs")
-    p.add_argument("--minimal-repeats", type=int, default=9, help="runs of the minimal queries (default 9)")
     p.add_argument("--naive-cycles", type=int, default=3, help="naive collection cycles (default 3)")
     p.add_argument("--naive-timeout", type=float, default=1800, help="bound on one naive cycle, s (default 1800)")
     p.add_argument("--buffer-pool-mb", default="auto",
@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--db-port", type=int, default=3306)
     p.add_argument("--db-user", default="root", help="an account that may create databases and users (root)")
     args = p.parse_args(argv)
-    for name in ("scrapes", "minimal_repeats", "naive_cycles"):
+    for name in ("scrapes", "naive_cycles"):
         if not 1 <= getattr(args, name) <= 10000:
             p.error(f"--{name.replace('_', '-')} must be from 1 to 10000")
     if not 0.2 <= args.interval <= 600:
@@ -183,9 +183,13 @@ def set_buffer_pool(stats: Stats, ds: Dataset, choice: str, log) -> tuple[int, i
     return want, cur
 
 
-def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, schemas: list[str], log) -> dict:
-    """Warm-up scrapes, then ``args.scrapes`` measured ones with transitions applied in between."""
+def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, schemas: list[str], log,
+                 minimal) -> tuple[dict, dict]:
+    """Warm-up scrapes, then ``args.scrapes`` measured ones with transitions applied in between; after
+    each scrape one timed run of the minimal queries (``minimal()`` -> (seconds, Counters)).
+    Returns (ours, minimal) results."""
     first = None
+    paired: list[tuple[float, int, float]] = []
     samples = []
     applied = []
     rss_trace = []
@@ -206,6 +210,7 @@ def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, 
         wall, info = exp.scrape()
         delta, h1, ix1 = stats.account(user) - before, stats.handler_reads(), stats.index_reads(schemas)
         rss_trace.append(rss_kb(exp.proc.pid)[0])
+        m_s, m_delta = minimal()
         if info["up"] != 1:
             raise BenchError(f"dirac_up was {info['up']} in scrape {i + 1}; see {exp.log_path}")
         for name, ok in info["success"].items():
@@ -221,6 +226,7 @@ def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, 
                 cpu_start = cpu_seconds(exp.proc.pid)
             continue
         samples.append(sample)
+        paired.append((m_s, m_delta.rows_read, m_delta.busy_s))
         loads.append(os.getloadavg()[0])
         for name, d in info["duration"].items():
             collectors.setdefault(name, []).append(d)
@@ -234,7 +240,13 @@ def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, 
     _, hwm = rss_kb(exp.proc.pid)
     n = len(samples)
     cpu = (cpu_seconds(exp.proc.pid) - cpu_start) / n
-    return {
+    mins = [m for m, _, _ in paired]
+    minimal_out = {"runs_s": [round(m, 6) for m in mins], "median_s": statistics.median(mins),
+                   "p95_s": percentile(mins, 95),
+                   "rows_examined": int(statistics.median(r for _, r, _ in paired)),
+                   "db_s": round(statistics.median(d for _, _, d in paired), 6),
+                   "paired_ratio_p50": round(statistics.median(s["wall_s"] / m for s, m in zip(samples, mins) if m), 2)}
+    ours = {
         "scrapes": n,
         "scrape_p50_s": round(statistics.median(walls), 5),
         "scrape_p95_s": round(percentile(walls, 95), 5),
@@ -258,6 +270,7 @@ def measure_ours(exp: Exporter, live: LiveDirac, stats: Stats, user: str, args, 
         "transitions_per_scrape": round(statistics.fmean(applied), 1) if applied else 0,
         "samples": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.items()} for s in samples],
     }
+    return ours, minimal_out
 
 
 def run(args) -> dict:
@@ -286,20 +299,20 @@ def run(args) -> dict:
             f"{', '.join(c.name for c in SCRAPERS)}")
         u_ours, u_min, u_naive = accounts.user["ours"], accounts.user["min"], accounts.user["naive"]
         exp = Exporter(ds, db, u_ours, accounts.passwords[u_ours], args, workdir)
-        ours = measure_ours(exp, live, stats, u_ours, args, ds.databases, log)
-        exp.stop()
-        log(f"run: ours: p50 {ours['scrape_p50_s'] * 1000:.1f} ms, p95 {ours['scrape_p95_s'] * 1000:.1f} ms,"
-            f" {ours['rows_examined_per_scrape']} rows examined, peak RSS {ours['rss_peak_mb']} MB")
         window = int(round(args.interval + args.overlap))
         mq = baselines.minimal_queries(ds, exp.names, window, max(1, args.pilot_transitions // 3))
-        minimal = baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, args.minimal_repeats, timeout=600,
-                                        warmup=args.warmup)
+
+        def minimal_once():
+            before = stats.account(u_min)
+            t = baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, 1, timeout=600)["median_s"]
+            return t, stats.account(u_min) - before
+
+        ours, minimal = measure_ours(exp, live, stats, u_ours, args, ds.databases, log, minimal_once)
+        exp.stop()
         minimal["queries"] = [" ".join(q.split()) for q in mq]
-        before = stats.account(u_min)
-        baselines.run_minimal(db, u_min, accounts.passwords[u_min], mq, 1, timeout=600)
-        d = stats.account(u_min) - before
-        minimal["rows_examined"], minimal["db_s"] = d.rows_read, round(d.busy_s, 6)
-        log(f"run: minimal queries: {minimal['median_s'] * 1000:.1f} ms, {d.rows_read} rows examined")
+        log(f"run: ours: p50 {ours['scrape_p50_s'] * 1000:.1f} ms, p95 {ours['scrape_p95_s'] * 1000:.1f} ms,"
+            f" {ours['rows_examined_per_scrape']} rows examined, peak RSS {ours['rss_peak_mb']} MB;"
+            f" minimal queries p50 {minimal['median_s'] * 1000:.1f} ms, {minimal['rows_examined']} rows examined")
         naive = baselines.run_naive(db, ds, stats, u_naive, accounts.passwords[u_naive], workdir, args.naive_cycles,
                                     args.naive_timeout, log)
         plans = {"ours_minimal": baselines.explain(root, mq),

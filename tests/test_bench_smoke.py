@@ -47,7 +47,7 @@ def test_bench_smoke_20k(prefix, tmp_path):
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     r = run("--jobs", "20000", "--prefix", prefix, "--scrapes", "4", "--warmup", "2", "--interval", "0.5",
-            "--transitions", "30", "--pilot-transitions", "6", "--naive-cycles", "1", "--minimal-repeats", "2",
+            "--transitions", "30", "--pilot-transitions", "6", "--naive-cycles", "1",
             "--buffer-pool-mb", "keep", "--json", str(out), "--markdown", str(md))
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -75,7 +75,7 @@ def test_bench_smoke_20k(prefix, tmp_path):
     meta = json.loads(kept[f"{prefix}_80_20000_200_job"])
     assert meta["complete"] and meta["jobs"] == 20000 and meta["job_parameters"] > 3 * 15000
     r = run("--jobs", "20000", "--prefix", prefix, "--scrapes", "1", "--warmup", "1", "--interval", "0.2",
-            "--naive-cycles", "1", "--minimal-repeats", "1", "--buffer-pool-mb", "keep", "--drop",
+            "--naive-cycles", "1", "--buffer-pool-mb", "keep", "--drop",
             "--json", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "reusing" in r.stderr and json.loads(out.read_text())["dataset"]["reused"] is True
