@@ -37,6 +37,7 @@ class FidelityEnv:
         return {
             "database": {"host": DB_HOST, "port": DB_PORT, "user": "root", "password": "",
                          "jobdb": self.dbs.jobdb, "pilotdb": self.dbs.pilotdb, "rssdb": self.dbs.rssdb,
+                         "logdb": self.dbs.logdb,
                          "connect_timeout": 2, "query_timeout": 10},
             "jobs": {"overlap_seconds": 120, "resync_seconds": 1, "page_rows": 100, **jobs},
         }

@@ -351,10 +351,8 @@ class DiracHarness:
         self.logDB = _serialised_logging_db()
         self.pilotDB = pilot_cls()
         self.tqDB = TaskQueueDB()
-        # CachedJobState -> JobState keeps one class-wide set of DB objects: give it ours.
-        holder = JobState._JobState__db
-        holder.checked = True
-        holder.jobDB, holder.logDB, holder.tqDB = self.jobDB, self.logDB, self.tqDB
+        self._job_state = JobState
+        self._own_job_state()
         self.jsu = JobStatusUtility(self.jobDB, self.logDB)
         self.matcher = Matcher(pilotAgentsDB=self.pilotDB, jobDB=self.jobDB, tqDB=self.tqDB, jlDB=self.logDB,
                                opsHelper=Operations(vo=VO))
@@ -365,6 +363,12 @@ class DiracHarness:
         self._refs = itertools.count(1)
 
     # ---- helpers ----
+
+    def _own_job_state(self) -> None:
+        """CachedJobState -> JobState keeps one class-wide set of DB objects: make them ours."""
+        holder = self._job_state._JobState__db
+        holder.checked = True
+        holder.jobDB, holder.logDB, holder.tqDB = self.jobDB, self.logDB, self.tqDB
 
     def _probe(self, where: str) -> None:
         if self.probe is not None:
@@ -436,6 +440,7 @@ class DiracHarness:
         from DIRAC.WorkloadManagementSystem.Client.JobState.CachedJobState import CachedJobState
 
         def run() -> None:
+            self._own_job_state()
             for executor in (self.job_path, self.job_sanity):
                 stub = CachedJobState(job).serialize()
                 out = self._ok(executor._ex_processTask(job, stub), type(executor).__name__)

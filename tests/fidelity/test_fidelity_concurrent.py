@@ -134,10 +134,9 @@ def test_scenario_covers_every_kind_and_stays_bounded(run):
     assert run.seconds < 110, f"the concurrent scenario took {run.seconds:.0f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="exporter bugs B1 (a job deleted while not final is never counted "
-                                       "Killed), B4 (a life failed and rescheduled between two scrapes is never "
-                                       "counted) and B6 (Done flipped to Running by a heartbeat before any scrape "
-                                       "is counted Failed hours later); see test_fidelity_races.py")
+@pytest.mark.xfail(strict=True, reason="exporter bug B6: Done flipped back to Running by a heartbeat before any "
+                                       "scrape saw it is counted Failed when StalledJobAgent fails the job; see "
+                                       "test_fidelity_races.py")
 def test_finished_and_failed_counters_equal_ground_truth(run):
     fin, fail = expected_finished(_lives(run))
     s = _final(run)
@@ -147,8 +146,8 @@ def test_finished_and_failed_counters_equal_ground_truth(run):
 
 
 def test_finished_and_failed_counters_exact_apart_from_known_bugs(run):
-    """Every site but the one running the known-bug kinds (B1, B4, B6) is counted exactly; remove this
-    test when the test above passes."""
+    """Every site but the one running the known-bug kind (B6) is counted exactly; remove this test when
+    the test above passes."""
     def other(c: Counter) -> Counter:
         return Counter({k: v for k, v in c.items() if k[0] != KNOWN_BUG_SITE})
 
