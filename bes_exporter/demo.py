@@ -344,8 +344,10 @@ def agent_files(s: Settings) -> Path:
     cvmfs = s.dir / "simulator" / "cvmfs"
     repos = load_topology().cvmfs_repositories
     for site in s.probe_sites:
+        # Every "worker node" is this machine: its load says nothing about the simulated site.
         probe = {"timeout": 30, "checks": {
-            "environment": {}, "cvmfs": {"repositories": [str(cvmfs / site / r) for r in repos]},
+            "environment": {"max_load_per_core": 1000},
+            "cvmfs": {"repositories": [str(cvmfs / site / r) for r in repos]},
             "tcp": {}, "clock": {}}}
         (adir / f"probe-{site}.yml").write_text(json.dumps(probe, indent=1) + "\n")
 

@@ -7,6 +7,8 @@ DIRAC-side is ``speed`` times shorter in real time. The demo renders ``alerts/sr
 * every ``*_for`` and ``*_seconds`` threshold (``for:`` durations, ages, horizons);
 * every range selector and ``for:`` written in the sources themselves (``[30m]``, ``[1d]``, ``for: 5m``).
 
+Except ``monitoring.yml``: its subjects (the exporter answering scrapes, the Pushgateway, pushes) live on
+the real clock, not the simulated one, so its ``for:`` stay as shipped (5 min of a scrape failing, not 5 s).
 Expressions, ratios, counts and recording-rule names stay as shipped
 (``site:dirac_jobs_failed:ratio_rate30m`` still means "30 simulated minutes"). The exporter's time
 settings are divided the same way (:func:`exporter_time_settings`).
@@ -29,6 +31,7 @@ _DURATION = re.compile(r"^(?:\d+(?:ms|[smhdwy]))+$")
 _PART = re.compile(r"(\d+)(ms|[smhdwy])")
 # A range selector or subquery ([30m], [1h:1m]) and a literal `for:` line in the rule text.
 _RANGE = re.compile(r"\[((?:\d+(?:ms|[smhdwy]))+)(?::((?:\d+(?:ms|[smhdwy]))+))?\]")
+REAL_CLOCK = {"monitoring.yml"}  # rule files about the monitoring itself: not scaled
 _FOR = re.compile(r"^(\s*for:\s*)((?:\d+(?:ms|[smhdwy]))+)\s*$", re.MULTILINE)
 
 
@@ -107,7 +110,8 @@ def render(speed: float, out: Path) -> list[Path]:
     build = load_build()
     with tempfile.TemporaryDirectory() as tmp:
         for src in sorted(build.SRC.glob("*.yml")):
-            (Path(tmp) / src.name).write_text(scale_text(src.read_text(), speed))
+            text = src.read_text()
+            (Path(tmp) / src.name).write_text(text if src.name in REAL_CLOCK else scale_text(text, speed))
         build.SRC = Path(tmp)  # this module's own copy of build.py: the shipped sources stay untouched
         texts = build.render_all(scaled_thresholds(build.load_thresholds(), speed))
     out.mkdir(parents=True, exist_ok=True)

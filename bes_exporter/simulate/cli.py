@@ -188,7 +188,7 @@ def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLo
     """Follow the database clock: each step of simulated time is one transaction, never ahead of it."""
     step = max(60.0, speed)  # simulated seconds per transaction
     done_t = 0.0
-    last_sync = last_say = last_warn = time.monotonic()
+    last_sync = last_say = last_warn = last_note = time.monotonic()
     caught_up = False
     engine.w.begin()  # journaled: a transient MariaDB error (deadlock, lock table full) rebuilds the step
     engine.start()
@@ -207,6 +207,10 @@ def _loop(engine: Engine, conn, db_clock: DbClock, clock: SimClock, log: EventLo
             break
         now = time.monotonic()
         lag = (clock.sim_now() - done_t) / speed  # real seconds behind the database clock
+        if caught_up and lag >= 2 and now - last_note > 5:  # every age read meanwhile is off by lag * speed
+            last_note = now
+            log.note(done_t, "behind the database clock", seconds=round(lag, 1),
+                     real_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         caught_up = caught_up or lag < 2
         if caught_up and lag > 10 and now - last_warn > 60:
             last_warn = now

@@ -46,6 +46,10 @@ QUIET = {"CLOUD.IHEP-OPENSTACK.cn", "CLUSTER.USTC.cn", "BES.UCAS.cn", "BES.WHU.c
          "BES.HNU.cn", "BES.UMN.us", "GRID.INFN-Torino.it", "CLUSTER.SYSU.cn"}
 UP_TIMEOUT = 240  # real seconds for `up`
 RUN_TIMEOUT = 330  # real seconds after `up` for every scenario's alert
+# At 60x a simulator stalled for L real seconds leaves every heartbeat L simulated minutes late: from
+# L = 3 s on, 10 % of the running jobs of every site look like a network cut. That is the test bench
+# (a machine too busy for the simulator), not the rules: such alerts on quiet sites are reported, not failed.
+STALL_SECONDS = 3  # the simulator itself notes every stall of 2 s or more in its events file
 
 
 def _epoch(ts: str) -> float:
@@ -80,9 +84,10 @@ def _drop(prefix: str) -> None:
 class Run:
     """The running demo and what the test saw of it."""
 
-    def __init__(self, directory: Path, env: dict[str, str], ports: dict[str, int]):
-        self.dir, self.env, self.ports = directory, env, ports
+    def __init__(self, directory: Path, env: dict[str, str], ports: dict[str, int], prefix: str):
+        self.dir, self.env, self.ports, self.prefix = directory, env, ports, prefix
         self.up_output = ""
+        self.stalls: list[float] = []  # when the simulator was seen STALL_SECONDS or more behind the clock
         self.seen: dict[str, dict] = {}  # fingerprint@startsAt -> alert, every state seen
         self.inhibited_during_central: set[str] = set()
 
@@ -91,6 +96,22 @@ class Run:
 
     def events(self) -> dict:
         return json.loads((self.dir / "simulator" / "events.json").read_text())
+
+    def simulator_lag(self) -> None:
+        """Record a stall: the newest job update is older than STALL_SECONDS on the database clock."""
+        conn = root_conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT TIMESTAMPDIFF(SECOND, MAX(LastUpdateTime), UTC_TIMESTAMP()) "
+                            f"FROM `{self.prefix}JobDB`.Jobs")
+                (lag,) = cur.fetchone()
+        finally:
+            conn.close()
+        if lag is not None and lag >= STALL_SECONDS:
+            self.stalls.append(time.time())
+
+    def stalled_before(self, when: float) -> bool:
+        return any(when - 90 <= t <= when + 5 for t in self.stalls)
 
     def poll(self) -> list[dict]:
         alerts = _get(self.url("alertmanager") + "/api/v2/alerts?active=true&inhibited=true&silenced=true")
@@ -123,7 +144,7 @@ def run(tmp_path_factory, mariadb):
                **{f"BES_DEMO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     for name in ("BES_DEMO_SPEED", "BES_DEMO_SCALE", "BES_DEMO_TIMELINE", "BES_DEMO_PROBE_SITES", "BES_DEMO_WARMUP"):
         env.pop(name, None)  # the shipped defaults
-    r = Run(directory, env, ports)
+    r = Run(directory, env, ports, prefix)
     try:
         up = _demo(env, "up", UP_TIMEOUT)
         r.up_output = up.stdout + up.stderr
@@ -156,10 +177,11 @@ def test_every_scenario_alerts_its_own_target_and_other_sites_stay_quiet(run):
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
         run.poll()
+        run.simulator_lag()
         if all(run.found(s) for s in EXPECTED) and run.inhibited_during_central:
             break
         _simulator_alive(run)
-        time.sleep(3)
+        time.sleep(2)
     ev = run.events()
     missing = [s for s in EXPECTED if not run.found(s)]
     seen = sorted({(a["labels"].get("alertname"), a["labels"].get("site")) for a in run.seen.values()})
@@ -168,8 +190,13 @@ def test_every_scenario_alerts_its_own_target_and_other_sites_stay_quiet(run):
     for scenario in EXPECTED:  # each alert came after its own fault began
         assert _epoch(run.found(scenario)["startsAt"]) >= starts[scenario] - 1, scenario
     central = starts["central-failure"]
-    noisy = sorted({(a["labels"]["alertname"], a["labels"]["site"]) for a in run.seen.values()
-                    if a["labels"].get("site") in QUIET and _epoch(a["startsAt"]) < central})
+    run.stalls += [_epoch(e["real_utc"]) for e in ev["log"] if e["event"] == "behind the database clock"]
+    early = [a for a in run.seen.values() if a["labels"].get("site") in QUIET and _epoch(a["startsAt"]) < central]
+    bench = [a for a in early if a["labels"]["alertname"] == "DiracHeartbeatLagRising"
+             and run.stalled_before(_epoch(a["startsAt"]))]
+    if bench:
+        print(f"simulator stalls (machine too busy) made {len(bench)} heartbeat alerts on quiet sites")
+    noisy = sorted({(a["labels"]["alertname"], a["labels"]["site"]) for a in early if a not in bench})
     assert not noisy, f"alerts about sites without a fault before the central failure: {noisy}"
     # The central failure pages once: Alertmanager holds back the per-site alerts it explains.
     assert run.inhibited_during_central & {"DiracSiteJobFailureRatioHigh", "DiracSiteJobFailureRatioCritical"}
