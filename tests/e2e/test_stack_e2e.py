@@ -89,7 +89,9 @@ def write_scenario(w, ago) -> None:
 
 def run_probe(site: str, pgw_url: str, cvmfs: Path, tmp: Path) -> int:
     cfg = tmp / f"probe-{site}.yml"
-    cfg.write_text(json.dumps({"checks": {"environment": {}, "clock": {}, "cvmfs": {"repositories": [str(cvmfs)]}}}))
+    # the load limit is lifted: a busy test machine is not the fault under test (cvmfs is)
+    cfg.write_text(json.dumps({"checks": {"environment": {"max_load_per_core": 1000}, "clock": {},
+                                          "cvmfs": {"repositories": [str(cvmfs)]}}}))
     done = subprocess.run([sys.executable, "-m", "probe_pushgateway", "--config.file", str(cfg), "--site", site,
                            "--ce", CE[site], "--pushgateway", pgw_url, "--job-id", "42", "--workdir", str(tmp)],
                           capture_output=True, text=True, timeout=120)
