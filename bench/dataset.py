@@ -81,12 +81,16 @@ class Dataset:
         return f"{self.tag}_pilot"
 
     @property
+    def logdb(self) -> str:
+        return f"{self.tag}_log"
+
+    @property
     def rssdb(self) -> str | None:
         return None if self.generation == "8.0" else f"{self.tag}_rss"
 
     @property
     def databases(self) -> list[str]:
-        return [d for d in (self.jobdb, self.pilotdb, self.rssdb) if d]
+        return [d for d in (self.jobdb, self.pilotdb, self.logdb, self.rssdb) if d]
 
     @property
     def old(self) -> bool:
@@ -94,12 +98,13 @@ class Dataset:
 
 
 def read_meta(conn, ds: Dataset) -> dict | None:
-    """The dataset's metadata if its databases exist and generation completed, else None."""
+    """The dataset's metadata if its databases exist and generation completed, else None (JobLoggingDB,
+    empty at generation, may be missing: ``bench.generate.ensure`` adds it)."""
     with conn.cursor() as cur:
         cur.execute("SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN %s",
                     (tuple(ds.databases),))
         rows = dict(cur.fetchall())
-    if set(rows) != set(ds.databases):
+    if set(rows) | {ds.logdb} != set(ds.databases):
         return None
     try:
         meta = json.loads(rows[ds.jobdb] or "{}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,7 +117,8 @@ class Exporter:
     def __init__(self, ds: Dataset, db: dict, user: str, password: str, args, workdir: Path):
         self.names = [cls.name for cls in SCRAPERS if cls.name not in args.no_collect]
         cfg = {"database": {"host": db["host"], "port": db["port"], "user": user, "jobdb": ds.jobdb,
-                            "pilotdb": ds.pilotdb, "rssdb": ds.rssdb or "ResourceStatusDB", "query_timeout": 30},
+                            "pilotdb": ds.pilotdb, "rssdb": ds.rssdb or "ResourceStatusDB", "logdb": ds.logdb,
+                            "query_timeout": 30},
                "jobs": {"overlap_seconds": args.overlap, "resync_seconds": args.resync}}
         self.cfg_path = workdir / "bes-exporter.yml"
         self.cfg_path.write_text(yaml.safe_dump(cfg))
@@ -294,7 +296,7 @@ def run(args) -> dict:
         size_mb = int(stats._one("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES"
                                  " WHERE TABLE_SCHEMA IN %s", (tuple(ds.databases),))[0][0]) >> 20
         writer_conn = connect(db)
-        live = LiveDirac(writer_conn, ds.jobdb, ds.pilotdb, ds.generation)
+        live = LiveDirac(writer_conn, ds.jobdb, ds.pilotdb, ds.generation, logdb=ds.logdb)
         log(f"run: {ds.jobs} jobs ({live.active()} active in the stream's pools), exporter collectors: "
             f"{', '.join(c.name for c in SCRAPERS)}")
         u_ours, u_min, u_naive = accounts.user["ours"], accounts.user["min"], accounts.user["naive"]
@@ -417,8 +419,14 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _terminate(signum, _frame):
+    raise BenchError(f"stopped by signal {signum}; the accounts, exporters and server settings were cleaned up")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # so that the finally blocks clean up
+    signal.signal(signal.SIGINT, _terminate)
     try:
         result = run(args)
     except (BenchError, ValueError, RuntimeError, SchemaError, pymysql.MySQLError, OSError) as exc:

@@ -14,8 +14,10 @@ Failed 11 %, Killed 3 %, Completed 1 %, Deleted 1 %); 30 sites with Zipf-like we
 nodes, 1 % "black hole" nodes that fail jobs within minutes; ~0.2 % probe jobs; for generation 8.0
 JobParameters rows (HostName, GridCE, WallClockTime(s)) for every job that started; pilots
 (``--pilots-per-job``, default 0.5) with as many active as 3/4 of the active jobs; the site mask
-(8.0) or ResourceStatusDB.SiteStatus (9.1). JobJDLs stays empty (neither exporter reads it); its
-AUTO_INCREMENT is moved past the loaded JobIDs so that DIRAC-like submissions continue the sequence.
+(8.0) or ResourceStatusDB.SiteStatus (9.1); JobLoggingDB with DIRAC's schema, empty (the exporter
+reads LoggingInfo only by primary key, for jobs the live stream touches, which it logs). JobJDLs
+stays empty (neither exporter reads it); its AUTO_INCREMENT is moved past the loaded JobIDs so that
+DIRAC-like submissions continue the sequence.
 """
 
 from __future__ import annotations
@@ -304,7 +306,7 @@ def generate(db: dict, ds: Dataset, *, seed: int = 1, pilots_per_job: float = 0.
     t0 = int(time.time()) - 60
     try:
         drop(conn, ds)
-        names = {"JobDB": ds.jobdb, "PilotAgentsDB": ds.pilotdb}
+        names = {"JobDB": ds.jobdb, "PilotAgentsDB": ds.pilotdb, "JobLoggingDB": ds.logdb}
         if ds.rssdb:
             names["ResourceStatusDB"] = ds.rssdb
         create_databases(conn, ds.generation, names)
@@ -444,11 +446,15 @@ def ensure(db: dict, ds: Dataset, *, force: bool = False, max_age_hours: float =
                            autocommit=True)
     try:
         meta = None if force else read_meta(conn, ds)
+        if meta and time.time() - meta.get("t0", 0) <= max_age_hours * 3600:
+            log(f"generate: reusing {ds.jobdb} (generated {meta.get('created')}, {meta.get('load_seconds')} s)")
+            with conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (ds.logdb,))
+                if not cur.fetchone()[0]:  # datasets made before JobLoggingDB was part of them
+                    create_databases(conn, ds.generation, {"JobLoggingDB": ds.logdb})
+            return meta, True
     finally:
         conn.close()
-    if meta and time.time() - meta.get("t0", 0) <= max_age_hours * 3600:
-        log(f"generate: reusing {ds.jobdb} (generated {meta.get('created')}, {meta.get('load_seconds')} s)")
-        return meta, True
     log(f"generate: filling {ds.jobdb} with {ds.jobs} jobs ({ds.active} active), DIRAC {ds.generation} schema")
     return generate(db, ds, seed=seed, pilots_per_job=pilots_per_job, log=log), False
 

@@ -45,10 +45,10 @@ class _Pool:
 class LiveDirac:
     """DIRAC's write traffic over one connection (autocommit), against a benchmark dataset."""
 
-    def __init__(self, conn, jobdb: str, pilotdb: str, generation: str, seed: int = 7):
+    def __init__(self, conn, jobdb: str, pilotdb: str, generation: str, seed: int = 7, logdb: str | None = None):
         self.conn = conn
         self.rng = random.Random(seed)
-        self.w = DiracWriter(conn, Databases(jobdb=jobdb, pilotdb=pilotdb, generation=generation))
+        self.w = DiracWriter(conn, Databases(jobdb=jobdb, pilotdb=pilotdb, logdb=logdb, generation=generation))
         self.jobdb, self.pilotdb = jobdb, pilotdb
         self.pools = {k: _Pool() for k in ("received", "waiting", "matched", "running", "stalled", "failed")}
         self.pilots = {k: _Pool() for k in ("Submitted", "Running")}

@@ -71,7 +71,7 @@ def test_bench_smoke_20k(prefix, tmp_path):
     assert res["ratios"]["naive_rows_over_ours_rows"] > 1
     assert "naive sql-exporter" in md.read_text() and "| rows examined |" in r.stdout
     kept = schemas(prefix)  # the dataset stays for the next run of the same N, with its metadata
-    assert sorted(kept) == [f"{prefix}_80_20000_200_job", f"{prefix}_80_20000_200_pilot"]
+    assert sorted(kept) == [f"{prefix}_80_20000_200_{d}" for d in ("job", "log", "pilot")]
     meta = json.loads(kept[f"{prefix}_80_20000_200_job"])
     assert meta["complete"] and meta["jobs"] == 20000 and meta["job_parameters"] > 3 * 15000
     r = run("--jobs", "20000", "--prefix", prefix, "--scrapes", "1", "--warmup", "1", "--interval", "0.2",
