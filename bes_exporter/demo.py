@@ -570,13 +570,21 @@ def main(argv: list[str] | None = None) -> int:
               "see bes_exporter/demo.py)", file=sys.stderr)
         return 2
     try:
-        return commands[args[0]](settings())
+        s = settings()
+    except DemoError as exc:  # a bad BES_DEMO_* value
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return commands[args[0]](s)
     except (DemoError, services.ServiceError) as exc:
         print(f"{PROG}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; everything started was stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
