@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import pymysql
 import yaml
@@ -374,7 +374,7 @@ def agent_files(s: Settings) -> Path:
 # ---- up / down / status -----------------------------------------------------------------------------------
 
 
-def _print_urls(s: Settings, out=sys.stdout) -> None:
+def _print_urls(s: Settings, out: TextIO = sys.stdout) -> None:
     print(f"exporter: {s.url('exporter')}/metrics", file=out)
     print(f"pushgateway: {s.url('pushgateway')}", file=out)
     print(f"prometheus: {s.url('prometheus')}", file=out)
@@ -385,7 +385,8 @@ def _print_urls(s: Settings, out=sys.stdout) -> None:
     print(f"logs: {s.logs}  (stop with: make demo-down)", file=out)
 
 
-def _lock(s: Settings):
+def _lock(s: Settings) -> TextIO:
+    """An exclusive lock on the demo directory for one up/down at a time (held while the file is open)."""
     s.dir.mkdir(parents=True, exist_ok=True)
     fh = open(s.dir / ".lock", "w")  # noqa: SIM115 - held until the process ends
     try:
@@ -396,7 +397,7 @@ def _lock(s: Settings):
 
 
 def _caught_up(s: Settings) -> bool:
-    """The simulator has written its warm-up and follows the database clock (newest update < 5 s old)."""
+    """The simulator has written its warm-up and follows the database clock (newest update <= 2 s old)."""
     if not s.events.exists():
         return False
     try:
@@ -459,6 +460,7 @@ def up(s: Settings) -> int:
 
 
 def _start(s: Settings) -> None:
+    """Start every component in order and wait (bounded) until each is healthy."""
     s.events.unlink(missing_ok=True)
     rules = demo_rules.render(s.speed, s.dir / "rules")
     sim_argv = [str(BIN / "bes-simulate"), "--generation", "8.0", "--db-prefix", s.db_prefix, "--reset",
