@@ -473,15 +473,12 @@ class DiracHarness:
 
     def report(self, job: int, status: str = "", minor: str = "", app: str = "", source: str = "JobWrapper",
                when: dt.datetime | None = None) -> None:
-        """JobStateUpdate.setJobStatus (status + minor) or setJobApplicationStatus (app only)."""
-        def run():
-            if status or minor:
-                stamp = str(when) if when else None
-                self._ok(self.state_update.export_setJobStatus(job, status, minor, source, stamp), "setJobStatus")
-            if app:
-                self._ok(self.state_update.export_setJobApplicationStatus(job, app, source), "setJobApplicationStatus")
-
-        self._step(f"report:{status or minor or app}", job, run)
+        """A JobReport update (JobWrapper, JobAgent): JobStateUpdate.setJobStatusBulk with one time stamp."""
+        update = {k: v for k, v in (("Status", status), ("MinorStatus", minor), ("ApplicationStatus", app)) if v}
+        update["Source"] = source
+        stamp = str(when or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        self._step(f"report:{status or minor or app}", job, lambda: self._ok(
+            self.state_update.export_setJobStatusBulk(job, {stamp: update}), "setJobStatusBulk"))
 
     def report_bulk(self, job: int, updates: list[tuple[dt.datetime, dict]]) -> None:
         """JobStateUpdate.setJobStatusBulk: the JobWrapper's JobReport sends time-stamped updates."""
