@@ -220,6 +220,17 @@ class Lives:
         yield
 
 
+def running(h: DiracHarness, site: str = "BES.UCAS.cn", ce: str = "ce.ucas.ac.cn") -> tuple[int, str]:
+    """A job of ours, Running at ``site`` with its pilot Running."""
+    job = h.submit(site)
+    h.optimize(job)
+    pilot = h.submit_pilots(site, ce, "long", 1)[0]
+    h.match(job, site, pilot, ce)
+    h.report(job, "Running", "Application", app="Running")
+    h.heartbeat(job)
+    return job, pilot
+
+
 def stall_and_fail(h: DiracHarness, job: int, max_seconds: float = 10.0) -> None:
     """StalledJobAgent on one job, synchronously: Stalled once its last update is old enough, then Failed."""
     deadline = time.monotonic() + max_seconds

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 from fidelity_util import ExporterProcess, exported
-from scenario import stall_and_fail
+from scenario import running, stall_and_fail
 
 SITE, CE = "BES.UCAS.cn", "ce.ucas.ac.cn"
 
@@ -52,17 +52,6 @@ def exporter(module_env, probe, request):
     yield ex
     probe.exporter = None
     ex.stop()
-
-
-def running(h, site: str = SITE, ce: str = CE) -> tuple[int, str]:
-    """A job of ours, Running at ``site`` with its pilot Running."""
-    job = h.submit(site)
-    h.optimize(job)
-    pilot = h.submit_pilots(site, ce, "long", 1)[0]
-    h.match(job, site, pilot, ce)
-    h.report(job, "Running", "Application", app="Running")
-    h.heartbeat(job)
-    return job, pilot
 
 
 def counts(exporter: ExporterProcess) -> tuple[Counter, Counter]:
