@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, make_backend
 from .config import Config, ConfigError
 from .diracjob import DiracError, build_probe_job, configured_sites, initialize, target_probe
-from .jobdb import JobDB, JobDBError, SiteActivity
-from .pushgw import PushError, Pushgateway
+from .jobdb import JobDB, JobDBError, ProbeJobRow, SiteActivity
+from .pushgw import Group, PushError, Pushgateway
 from .state import StateError, StateStore
 from .targets import Target, in_downtime, target_from_key
 
@@ -119,7 +119,8 @@ class Agent:
         self.backend_factory = backend_factory
         self.state = StateStore(cfg.state_dir)
         push = cfg.pushgateway
-        self.pgw = Pushgateway(push["url"], push["username"], cfg.push_password, push["ca_file"], push["timeout"])
+        self.pgw = Pushgateway(push["url"], push["username"], cfg.push_password, push["ca_file"], push["timeout"],
+                               push["client_cert"], push["client_key"])
         self.jobdb = JobDB(cfg.database, cfg.db_password) if cfg.database else None
         self._backend: Backend | None = None
 
@@ -162,6 +163,47 @@ class Agent:
                 Gauge(name, helps[name], registry=reg).set(value)
         self.pgw.pushadd(AGENT_JOB, {"site": target.site, "ce": target.ce_label}, reg)
 
+    def identity(self, snapshot: dict) -> tuple[str | None, str | None] | None:
+        """(Owner, OwnerGroup) of the agents' probe jobs: configured, else learnt, else None (unknown)."""
+        p = self.cfg.probe
+        if p["owner"] or p["owner_group"]:
+            return p["owner"], p["owner_group"]
+        learnt = snapshot.get("identity") or {}
+        return (learnt["owner"], learnt.get("owner_group")) if learnt.get("owner") else None
+
+    def own_jobs(self, rows: list[ProbeJobRow], stats: CycleStats) -> list[ProbeJobRow]:
+        """The JobDB rows of the probe's JobGroup that are the agents' own probe jobs.
+
+        Any DIRAC user can give a job the probe's JobGroup and JobName. A row is ours if its JobID is one
+        the submitter recorded, or its Owner/OwnerGroup are the agents' identity (``probe.owner``,
+        ``probe.owner_group``; without them, learnt from the first recorded job seen in JobDB). Others are
+        never killed, classified or counted as pending.
+        """
+        snapshot = self.state.read()
+        recorded = {str(r.get("job_id")) for r in snapshot["pending"].values()}
+        recorded |= {str(h.get("job_id")) for h in snapshot["finished"]}
+        ident = self.identity(snapshot)
+        p = self.cfg.probe
+        if not (p["owner"] or p["owner_group"]):
+            seen = next((r for r in rows if r.job_id in recorded and r.owner), None)
+            if seen is not None and ident != (seen.owner, seen.owner_group):
+                ident = (seen.owner, seen.owner_group)
+                log.info("probe jobs are owned by %s (group %s): learnt from job %s", *ident, seen.job_id)
+                try:
+                    with self.state.locked() as s:
+                        s["identity"] = {"owner": ident[0], "owner_group": ident[1]}
+                except StateError as exc:
+                    stats.fail("state", exc)
+        out = []
+        for r in rows:
+            if r.job_id in recorded or (ident is not None and (ident[0] is None or r.owner == ident[0])
+                                        and (ident[1] is None or r.owner_group == ident[1])):
+                out.append(r)
+            else:
+                log.info("job %s of JobGroup %s (owner %s, group %s) is not one of the agents' probe jobs: left"
+                         " alone", r.job_id, p["job_group"], r.owner or "?", r.owner_group or "?")
+        return out
+
     # ---- submit -----------------------------------------------------------------------------------
 
     def submit_cycle(self, dry_run: bool = False) -> CycleStats:
@@ -194,7 +236,8 @@ class Agent:
         in_db: set[tuple[str, str]] = set()
         if self.jobdb is not None and backend.in_jobdb:
             try:
-                in_db = {r.target.key for r in self.jobdb.probe_jobs(probe["job_group"]) if r.target}
+                in_db = {r.target.key for r in self.own_jobs(self.jobdb.probe_jobs(probe["job_group"]), stats)
+                         if r.target}
             except JobDBError as exc:
                 stats.fail("db", exc)
         url = self.cfg.pushgateway["probe_url"] or self.cfg.pushgateway["url"]
@@ -261,10 +304,12 @@ class Agent:
 
     # ---- reap -------------------------------------------------------------------------------------
 
-    def probe_results(self) -> dict[tuple[str, str], ProbeResult]:
+    def probe_results(self, groups: list[Group] | None = None) -> dict[tuple[str, str], ProbeResult]:
         """The probe's own latest result per (site, ce) from its Pushgateway groups."""
         out = {}
-        for g in self.pgw.groups(PROBE_JOB):
+        for g in self.pgw.groups(PROBE_JOB) if groups is None else groups:
+            if g.labels.get("job") != PROBE_JOB:
+                continue
             site, ce = g.labels.get("site"), g.labels.get("ce")
             success = g.value("dirac_probe_success", check="all")
             if not site or not ce or success is None:
@@ -286,17 +331,19 @@ class Agent:
         except (BackendError, DiracError) as exc:
             stats.fail("dirac", f"{exc}; timed-out probe jobs cannot be killed this cycle")
         downtimes = self._downtimes(stats)
+        groups: list[Group] | None = None
+        results: dict | None = None
         try:
-            results: dict | None = self.probe_results()
+            groups = self.pgw.groups()
+            results = self.probe_results(groups)
         except PushError as exc:
             stats.fail("pushgateway", exc)
-            results = None
 
         snapshot = self.state.read()
         cands: dict[str, Candidate] = {}
         if self.jobdb is not None and (backend is None or backend.in_jobdb):
             try:
-                for r in self.jobdb.probe_jobs(probe["job_group"]):
+                for r in self.own_jobs(self.jobdb.probe_jobs(probe["job_group"]), stats):
                     cands[r.job_id] = Candidate(r.job_id, r.target, r.status, r.waited, r.ran)
             except JobDBError as exc:
                 stats.fail("db", exc)
@@ -376,33 +423,40 @@ class Agent:
                 s["pending"] = {k: v for k, v in s["pending"].items() if v.get("job_id") not in removed}
                 s["finished"] = [h for h in s["finished"] if str(h.get("job_id")) not in removed]
                 current_events = dict(s["events"])
+                submitted = dict(s["submitted"])
         except StateError as exc:
             stats.fail("state", exc)
             current_events = {**snapshot["events"], **events}
+            submitted = snapshot["submitted"]
 
-        if results is not None and targets is not None:
+        if results is not None and groups is not None and targets is not None:
+            # What the Pushgateway holds of ours: after a restart without persistence (or a wipe) the
+            # submission times are missing and are pushed again from the state file.
+            on_pgw = {(g.labels.get("site"), g.labels.get("ce")): g.value("dirac_probe_submitted_timestamp_seconds")
+                      for g in groups if g.labels.get("job") == AGENT_JOB}
             for target in targets:
                 status = decide(now, results.get(target.key), current_events.get(target.state_key),
                                 self.cfg.result_max_age)
                 down = 1.0 if in_downtime(target, downtimes, now) else 0.0
+                values: dict[str, float | dict[str, float]] = {
+                    "dirac_probe_status": {s: float(s == status) for s in STATUSES}, "dirac_site_downtime": down}
+                sub = float(submitted.get(target.state_key) or 0)
+                if sub and (on_pgw.get(target.key) or 0) < sub:
+                    log.info("%s: dirac_probe_submitted_timestamp_seconds missing from the Pushgateway (restarted?),"
+                             " pushed again", target)
+                    values["dirac_probe_submitted_timestamp_seconds"] = sub
                 try:
-                    self._push_target(target, {"dirac_probe_status": {s: float(s == status) for s in STATUSES},
-                                               "dirac_site_downtime": down})
+                    self._push_target(target, values)
                     stats.pushed += 1
                 except PushError as exc:
                     stats.fail("pushgateway", exc)
                     break  # the Pushgateway is down: do not time out once per target
-            self._retire(targets, stats)
+            self._retire(targets, groups, stats)
         return stats
 
-    def _retire(self, targets: list[Target], stats: CycleStats) -> None:
+    def _retire(self, targets: list[Target], groups: list[Group], stats: CycleStats) -> None:
         """Delete the agent's and the probe's groups of targets no longer configured."""
         keep = {t.key for t in targets}
-        try:
-            groups = self.pgw.groups()
-        except PushError as exc:
-            stats.fail("pushgateway", exc)
-            return
         for g in groups:
             job, site, ce = g.labels.get("job"), g.labels.get("site"), g.labels.get("ce")
             if job not in (AGENT_JOB, PROBE_JOB) or not site or not ce or (site, ce) in keep:

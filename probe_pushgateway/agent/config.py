@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import stat
@@ -12,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from bes_exporter.config import ConfigError as ExporterConfigError
+from bes_exporter.config import _check_ssl as check_db_ssl
+
 from .targets import Downtime, Target
 
 PASSWORD_ENV = "BES_PROBE_AGENT_DB_PASSWORD"
@@ -20,6 +24,10 @@ PASSWORD_ENV = "BES_PROBE_AGENT_DB_PASSWORD"
 _SITE_RE = re.compile(r"(?=.{1,128}\Z)[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+")
 _CE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _IDENT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DIRAC_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # DIRAC user and group names (Jobs.Owner/OwnerGroup)
+_PUSH_USER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
+# Files shipped with each probe job; '{site}' and '{ce}' in their names select one per target.
+PROBE_FILES = ("probe_password_file", "probe_ca_file", "probe_client_cert", "probe_client_key")
 
 
 class ConfigError(Exception):
@@ -36,6 +44,8 @@ SCHEMA: dict[str, Any] = {
         "python": (str, "python3"),
         "args": (list, []),
         "job_group": (str, "bes_probe"),
+        "owner": (str, None),
+        "owner_group": (str, None),
         "period": ((int, float), 3600),
         "waiting_timeout": ((int, float), 2400),
         "running_timeout": ((int, float), 2400),
@@ -49,7 +59,14 @@ SCHEMA: dict[str, Any] = {
         "username": (str, None),
         "password_file": (str, None),
         "ca_file": (str, None),
+        "client_cert": (str, None),
+        "client_key": (str, None),
         "timeout": ((int, float), 10),
+        "probe_user": (str, None),
+        "probe_password_file": (str, None),
+        "probe_ca_file": (str, None),
+        "probe_client_cert": (str, None),
+        "probe_client_key": (str, None),
     },
     "backend": {
         "type": (str, "dirac"),
@@ -68,6 +85,7 @@ SCHEMA: dict[str, Any] = {
         "jobdb": (str, "JobDB"),
         "connect_timeout": ((int, float), 5),
         "query_timeout": ((int, float), 10),
+        "ssl": {"ca": (str, None), "cert": (str, None), "key": (str, None)},
     },
     "downtimes": ((list, str), []),
     "state_dir": (str, "/var/lib/bes-probe-agent"),
@@ -260,8 +278,6 @@ def _read_secret(path_str: str, where: str, key: str) -> str:
     if not secret:
         raise ConfigError(f"{where}: '{key}' {path} is empty; put the secret in it")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        import logging
-
         logging.getLogger("bes_probe_agent").warning("%s %s is readable by group/others; chmod 600 it", key, path)
     return secret
 
@@ -289,6 +305,12 @@ def _check(cfg: dict, where: str) -> None:
                               f"{url[:60]!r}")
     if push["password_file"] and not push["username"]:
         raise ConfigError(f"{where}: 'pushgateway.password_file' needs 'pushgateway.username'")
+    _check_push_tls(push, where)
+    _check_probe_push(push, where)
+    for key in ("owner", "owner_group"):
+        if probe[key] is not None and not _DIRAC_NAME_RE.fullmatch(probe[key]):
+            raise ConfigError(f"{where}: 'probe.{key}' must be a DIRAC user/group name (letters, digits, _ . -),"
+                              f" got {probe[key][:40]!r}")
     if push["timeout"] <= 0:
         raise ConfigError(f"{where}: 'pushgateway.timeout' must be positive")
     if cfg["interval"] < 1:
@@ -305,6 +327,73 @@ def _check(cfg: dict, where: str) -> None:
                 raise ConfigError(f"{where}: 'database.{key}' must be at least 0.1")
         if db["password"] is not None and db["password_file"] is not None:
             raise ConfigError(f"{where}: set only one of 'database.password' and 'database.password_file'")
+        try:  # the exporter's checks of the same keys: readable PEM files that load
+            check_db_ssl({"database": db}, where)
+        except ExporterConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def _readable_file(path: str, where: str, key: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "not a file name"
+        raise ConfigError(f"{where}: '{key}' {path[:80]!r}: {why}; give a readable PEM file") from None
+
+
+def _check_push_tls(push: dict, where: str) -> None:
+    """pushgateway.ca_file/client_cert/client_key: https only, readable, and loadable as the probe loads them."""
+    from ..push import PushTarget
+
+    given = [k for k in ("ca_file", "client_cert", "client_key") if push[k]]
+    if not given:
+        return
+    if not push["url"].startswith("https://"):
+        raise ConfigError(f"{where}: 'pushgateway.{given[0]}' needs an https:// 'pushgateway.url'")
+    if push["client_key"] and not push["client_cert"]:
+        raise ConfigError(f"{where}: 'pushgateway.client_key' needs 'pushgateway.client_cert' (the client certificate)")
+    for key in given:
+        _readable_file(push[key], where, f"pushgateway.{key}")
+    try:
+        PushTarget(push["url"], push["ca_file"], client_cert=push["client_cert"],
+                   client_key=push["client_key"]).ssl_context()
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:100]
+        raise ConfigError(f"{where}: 'pushgateway' TLS files do not load ({reason}); give the CA of the "
+                          "Pushgateway's certificate as ca_file, and a PEM certificate with its unencrypted key as"
+                          " client_cert/client_key") from None
+
+
+def _check_probe_push(push: dict, where: str) -> None:
+    """The probes' own Pushgateway credentials, shipped with each probe job ('{site}'/'{ce}' per target)."""
+    if push["probe_password_file"] and not push["probe_user"]:
+        raise ConfigError(f"{where}: 'pushgateway.probe_password_file' needs 'pushgateway.probe_user'")
+    if push["probe_user"] and not push["probe_password_file"]:
+        raise ConfigError(f"{where}: 'pushgateway.probe_user' needs 'pushgateway.probe_password_file'")
+    if push["probe_client_key"] and not push["probe_client_cert"]:
+        raise ConfigError(f"{where}: 'pushgateway.probe_client_key' needs 'pushgateway.probe_client_cert'")
+    user = push["probe_user"]
+    if user is not None and not _PUSH_USER_RE.fullmatch(render(user, "BES.X.cn", "none")):
+        raise ConfigError(f"{where}: 'pushgateway.probe_user' must be a user name (letters, digits, _ . @ -,"
+                          f" '{{site}}' and '{{ce}}' allowed), got {user[:40]!r}")
+    names = {}
+    for key in PROBE_FILES:
+        path = push[key]
+        if path is None:
+            continue
+        if "{" not in path:
+            _readable_file(path, where, f"pushgateway.{key}")
+        name = os.path.basename(render(path, "BES.X.cn", "none"))
+        if name in names:
+            raise ConfigError(f"{where}: 'pushgateway.{key}' and 'pushgateway.{names[name]}' have the same file"
+                              " name; they land side by side in the job's directory, rename one")
+        names[name] = key
+
+
+def render(template: str, site: str, ce: str) -> str:
+    """``{site}`` and ``{ce}`` of a per-target setting replaced by the target's site and CE label."""
+    return template.replace("{site}", site).replace("{ce}", ce)
 
 
 def parse(data: Any, where: str = "<config>") -> Config:
@@ -327,9 +416,16 @@ def parse(data: Any, where: str = "<config>") -> Config:
             db_password = _read_secret(db["password_file"], where, "database.password_file")
         else:
             db_password = db["password"] or ""
+    push = cfg["pushgateway"]
     push_password = None
-    if cfg["pushgateway"]["password_file"]:
-        push_password = _read_secret(cfg["pushgateway"]["password_file"], where, "pushgateway.password_file")
+    if push["password_file"]:
+        push_password = _read_secret(push["password_file"], where, "pushgateway.password_file")
+    for key, user in (("url", "username"), ("probe_url", "probe_user")):
+        url = push[key] or push["url"]
+        if push[user] and url.startswith("http://"):
+            logging.getLogger("bes_probe_agent").warning(
+                "%s: 'pushgateway.%s' is plain http: the password of 'pushgateway.%s' is not encrypted; use"
+                " https:// and 'pushgateway.ca_file'", where, key, user)
     state_dir = Path(cfg["state_dir"])
     return Config(targets=targets, probe=cfg["probe"], pushgateway=cfg["pushgateway"], backend=cfg["backend"],
                   database=db, downtimes=downtimes,

@@ -1,14 +1,16 @@
 """Read-only JobDB access for the reaper: the probe jobs still pending, and each site's activity.
 
-Same ``database:`` keys as the exporter. Every statement is bounded by ``query_timeout`` and ages are
-computed with the database's own UTC clock (JobDB times are UTC).
+Same ``database:`` keys (``ssl`` included) and connection code as the exporter. Every statement is
+bounded by ``query_timeout`` and ages are computed with the database's own UTC clock (JobDB times are UTC).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pymysql
+
+from bes_exporter.db import Database, DatabaseError
 
 from .backends import RUNNING, WAITING
 from .targets import Target, target_from_job
@@ -28,6 +30,8 @@ class ProbeJobRow:
     status: str
     waited: float
     ran: float
+    owner: str = ""
+    owner_group: str = ""
 
 
 @dataclass
@@ -38,76 +42,55 @@ class SiteActivity:
     done: int = 0
 
 
-def _reason(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
-    if len(args) >= 2 and isinstance(args[0], int):
-        return f"MySQL error {args[0]}: {' '.join(str(args[1]).split())[:200]}"
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
+@dataclass
+class _Settings:
+    """What the exporter's :class:`Database` reads from its configuration."""
+
+    database: dict
+    password: str = field(default="", repr=False)
 
 
-class JobDB:
-    """A lazily (re)connected read-only PyMySQL connection to DIRAC's JobDB."""
+class JobDB(Database):
+    """The exporter's lazily (re)connected connection (timeouts, ``database.ssl``), read-only, errors as
+    :class:`JobDBError`."""
 
     def __init__(self, database: dict, password: str = "") -> None:
-        self.cfg = database
-        self._password = password
-        self.conn: pymysql.connections.Connection | None = None
+        super().__init__(_Settings(database, password))  # type: ignore[arg-type] - duck-typed Config
 
     def _connect(self) -> pymysql.connections.Connection:
-        db = self.cfg
-        timeout = float(db["query_timeout"])
-        try:
-            conn = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=self._password,
-                                   connect_timeout=db["connect_timeout"], read_timeout=timeout + 2,
-                                   write_timeout=timeout + 2, autocommit=True, charset="utf8mb4")
-            with conn.cursor() as cur:
-                cur.execute("SELECT VERSION()")
-                if "mariadb" in cur.fetchone()[0].lower():
-                    cur.execute(f"SET SESSION max_statement_time = {timeout:.3f}")
-                else:
-                    cur.execute(f"SET SESSION max_execution_time = {int(timeout * 1000)}")
-                cur.execute("SET SESSION TRANSACTION READ ONLY")
-        except pymysql.MySQLError as exc:
-            raise JobDBError(f"cannot connect to JobDB as {db['user']}@{db['host']}:{db['port']}: "
-                             f"{_reason(exc)}") from None
+        conn = super()._connect()
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
         return conn
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken socket
-                pass
-            self.conn = None
 
     def query(self, sql: str, args=None) -> list[tuple]:
         """One statement; any error drops the connection and raises :class:`JobDBError`."""
-        if self.conn is None:
-            self.conn = self._connect()
         try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql, args)
-                return list(cur.fetchall())
-        except pymysql.MySQLError as exc:
+            return super().query(sql, args)
+        except DatabaseError as exc:
+            raise JobDBError(f"JobDB: {exc}") from None
+        except pymysql.MySQLError as exc:  # a statement of the session set-up
             self.close()
-            raise JobDBError(f"JobDB query failed: {_reason(exc)}") from None
+            raise JobDBError(f"JobDB: cannot set up the session: {' '.join(str(exc).split())[:200]}") from None
 
     @property
     def _jobs(self) -> str:
         return f"`{self.cfg['jobdb']}`.Jobs"
 
     def probe_jobs(self, job_group: str) -> list[ProbeJobRow]:
-        """Non-final probe jobs (JobGroup index), with time since submission and since start."""
+        """Non-final jobs of the probe's JobGroup (index), with time since submission and since start, and
+        who owns them: anyone can give a job this group and name; the agent decides which are its own."""
         active = sorted(WAITING | RUNNING)
         rows = self.query(
             f"SELECT JobID, JobName, Site, Status,"
             f" TIMESTAMPDIFF(SECOND, SubmissionTime, UTC_TIMESTAMP()),"
-            f" TIMESTAMPDIFF(SECOND, COALESCE(StartExecTime, SubmissionTime), UTC_TIMESTAMP())"
+            f" TIMESTAMPDIFF(SECOND, COALESCE(StartExecTime, SubmissionTime), UTC_TIMESTAMP()), Owner, OwnerGroup"
             f" FROM {self._jobs} WHERE JobGroup = %s AND Status IN ({', '.join(['%s'] * len(active))})"
             f" ORDER BY JobID",
             [job_group, *active])
         return [ProbeJobRow(job_id=str(r[0]), target=target_from_job(r[1], r[2]), site=r[2] or "",
-                            status=r[3], waited=float(r[4] or 0), ran=float(r[5] or 0)) for r in rows]
+                            status=r[3], waited=float(r[4] or 0), ran=float(r[5] or 0), owner=r[6] or "",
+                            owner_group=r[7] or "") for r in rows]
 
     def site_activity(self, sites: list[str], job_group: str, done_window: float) -> dict[str, SiteActivity]:
         """Per site: other jobs Running/Completing now and Done/Completed in the last ``done_window`` s."""

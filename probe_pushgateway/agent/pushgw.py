@@ -1,16 +1,18 @@
-"""Pushgateway client for the agents: push-add, delete and read groups, with basic auth and a CA file."""
+"""Pushgateway client for the agents: push-add, delete and read groups, with basic auth, a CA file and an
+optional client certificate (TLS set up exactly as the probe does it, :meth:`PushTarget.ssl_context`)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, delete_from_gateway, pushadd_to_gateway
+
+from ..push import PushTarget
 
 
 class PushError(Exception):
@@ -45,14 +47,15 @@ class Pushgateway:
     """One Pushgateway (``url`` like ``http://host:9091``); every failure raises :class:`PushError`."""
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 ca_file: str | None = None, timeout: float = 10) -> None:
+                 ca_file: str | None = None, timeout: float = 10, client_cert: str | None = None,
+                 client_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._headers: list[tuple[str, str]] = []
         if username is not None:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers.append(("Authorization", f"Basic {token}"))
-        self._ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._ctx = PushTarget(self.url, ca_file, client_cert=client_cert, client_key=client_key).ssl_context()
 
     def _opener(self) -> urllib.request.OpenerDirector:
         handlers: list = []

@@ -5,7 +5,9 @@
 - ``finished``: jobs the submitter found final before the reaper did (handed over to it);
 - ``events``:   state key -> {status, time, job_id}: the latest timeout class (bad/busy/unknown) or
   ``failed`` (a probe job that ended without the probe's own result) per target;
-- ``submitted``: state key -> Unix time of the latest submission.
+- ``submitted``: state key -> Unix time of the latest submission;
+- ``identity``: {owner, owner_group} of the agents' own probe jobs in JobDB, learnt from a job they
+  submitted (unless ``probe.owner``/``probe.owner_group`` are configured).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-EMPTY = {"pending": {}, "finished": [], "events": {}, "submitted": {}}
+EMPTY = {"pending": {}, "finished": [], "events": {}, "submitted": {}, "identity": {}}
 
 
 class StateError(Exception):

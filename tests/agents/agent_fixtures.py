@@ -76,10 +76,16 @@ def db_section(inst) -> dict:
     return {k: db[k] for k in ("host", "port", "user", "password", "jobdb", "connect_timeout", "query_timeout")}
 
 
-def probe_job(inst, target: Target, *, when: dt.datetime, running: bool = False) -> int:
-    """A probe job as the agent submits it, left Waiting (or Running since ``when``)."""
+# The agents' DIRAC identity (what the fake server writes as Owner/OwnerGroup of their submissions).
+OWNER, OWNER_GROUP = "bes_probe", "bes_prod"
+OWN_PROBE = {"owner": OWNER, "owner_group": OWNER_GROUP}  # the ``probe:`` keys naming it
+
+
+def probe_job(inst, target: Target, *, when: dt.datetime, running: bool = False, owner: str = OWNER) -> int:
+    """A probe job as the agent submits it (or as ``owner`` mimics it), left Waiting (or Running since
+    ``when``); the agents act on it when configured with :data:`OWN_PROBE` (it is not in their state)."""
     jid = inst.writer.submit(site=target.site, job_group="bes_probe", job_name=target.job_name,
-                             owner="bes_probe", when=when)
+                             owner=owner, owner_group=OWNER_GROUP, when=when)
     inst.writer.optimize(jid, when=when)
     if running:
         inst.writer.match(jid, target.site, when=when)

@@ -14,6 +14,7 @@ import tarfile
 from dataclasses import dataclass, field
 
 import DIRAC.Interfaces.API.Dirac as dirac_api
+from agent_fixtures import OWNER, OWNER_GROUP  # the agents' identity: DIRAC writes it from their proxy
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
@@ -57,7 +58,8 @@ class FakeDiracServer:
         sites = ad.getListFromExpression("Site")
         site = sites[0] if len(sites) == 1 else ("Multiple" if sites else "ANY")
         job_id = self.inst.writer.submit(site=site, job_group=ad.getAttributeString("JobGroup"),
-                                         job_name=ad.getAttributeString("JobName"))
+                                         job_name=ad.getAttributeString("JobName"), owner=OWNER,
+                                         owner_group=OWNER_GROUP)
         result = S_OK(job_id)
         result["JobID"] = job_id
         return result

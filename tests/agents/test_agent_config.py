@@ -119,3 +119,59 @@ def test_classification_rule_and_state_decision():
     assert decide(now, ok, {"status": "busy", "time": now - 10}, 600) == "busy"  # newer event wins
     assert decide(now, ok, {"status": "busy", "time": now - 100}, 600) == "ok"
     assert decide(now, ProbeResult(time=now - 601, success=True), None, 600) == "unknown"  # stale
+
+
+HTTPS = "https://pgw.example.org:9091"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"pushgateway": {"url": HTTPS, "client_key": "KEY"}}, "'pushgateway.client_key' needs 'pushgateway.client_cert'"),
+    ({"pushgateway": {"url": "http://p:9091", "client_cert": "CERT"}}, "'pushgateway.client_cert' needs an https://"),
+    ({"pushgateway": {"url": HTTPS, "client_cert": "/nonexistent/c.pem"}},
+     "'pushgateway.client_cert' '/nonexistent/c.pem': No such file"),
+    ({"pushgateway": {"url": HTTPS, "ca_file": "KEY"}}, "'pushgateway' TLS files do not load"),
+    ({"pushgateway": {"url": HTTPS, "client_cert": "CERT", "client_key": "CA"}}, "'pushgateway' TLS files do not"),
+    ({"database": {"ssl": {"key": "KEY"}}}, "'database.ssl.key' needs 'database.ssl.cert'"),
+    ({"database": {"ssl": {"ca": "/nonexistent/ca.pem"}}}, "'database.ssl.ca' '/nonexistent/ca.pem': No such file"),
+    ({"database": {"ssl": {"ca": "KEY"}}}, "'database.ssl' files do not load"),
+    ({"database": {"ssl": {"crl": "CA"}}}, "unknown key 'database.ssl.crl'"),
+    ({"probe": {"owner": "bes probe"}}, "'probe.owner' must be a DIRAC user/group name"),
+    ({"probe": {"owner_group": ""}}, "'probe.owner_group' must be a DIRAC user/group name"),
+    ({"pushgateway": {"url": HTTPS, "probe_user": "probe-{site}"}}, "'pushgateway.probe_user' needs"),
+    ({"pushgateway": {"url": HTTPS, "probe_password_file": "PW"}}, "'pushgateway.probe_password_file' needs"),
+    ({"pushgateway": {"url": HTTPS, "probe_user": "probe {site}", "probe_password_file": "PW"}},
+     "'pushgateway.probe_user' must be a user name"),
+    ({"pushgateway": {"url": HTTPS, "probe_ca_file": "/nonexistent/ca.pem"}}, "'pushgateway.probe_ca_file'"),
+    ({"pushgateway": {"url": HTTPS, "probe_ca_file": "CA", "probe_client_cert": "CA"}}, "have the same file name"),
+    ({"pushgateway": {"url": HTTPS, "probe_client_key": "KEY"}}, "'pushgateway.probe_client_key' needs"),
+])
+def test_bad_tls_and_identity_settings_are_one_clear_line(data, message, tmp_path):
+    from services_fixtures import make_tls_material
+
+    tls = make_tls_material(tmp_path / "tls")
+    pw = tmp_path / "probe.pw"
+    pw.write_text("pw\n")
+    names = {"KEY": tls.client_key, "CA": tls.ca, "CERT": tls.client_cert, "PW": pw}
+
+    def subst(value):
+        if isinstance(value, dict):
+            return {k: subst(v) for k, v in value.items()}
+        return str(names.get(value, value))
+
+    with pytest.raises(ConfigError) as err:
+        parse({**BASE, **subst(data)}, "agent.yml")
+    text = str(err.value)
+    assert message in text and text.startswith("agent.yml: ") and "\n" not in text, text
+
+
+def test_tls_settings_accepted(tmp_path):
+    from services_fixtures import make_tls_material
+
+    tls = make_tls_material(tmp_path / "tls")
+    pw = tmp_path / "probe-{site}.pw"
+    cfg = parse({**BASE, "probe": {"owner": "bes_probe", "owner_group": "bes_prod"},
+                 "pushgateway": {"url": HTTPS, "ca_file": str(tls.ca), "client_cert": str(tls.client_cert),
+                                 "client_key": str(tls.client_key), "probe_user": "probe-{site}",
+                                 "probe_password_file": str(pw), "probe_ca_file": str(tls.ca)},
+                 "database": {"ssl": {"ca": str(tls.ca), "cert": str(tls.client_cert), "key": str(tls.client_key)}}})
+    assert cfg.database["ssl"]["cert"] == str(tls.client_cert) and cfg.probe["owner_group"] == "bes_prod"

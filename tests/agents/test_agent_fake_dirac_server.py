@@ -9,7 +9,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from agent_fixtures import db_section, dirac_cfg_fixture, fake_dirac_server_fixture, fake_pyz_fixture, make_config  # noqa: F401 - fixtures
+from agent_fixtures import (  # noqa: F401 - fixtures
+    OWN_PROBE,
+    db_section,
+    dirac_cfg_fixture,
+    fake_dirac_server_fixture,
+    fake_pyz_fixture,
+    make_config,
+)
 from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from probe_pushgateway.agent.agent import Agent
@@ -83,19 +90,19 @@ def _config(tmp_path, dirac, pushgateway, dirac_cfg, pyz, **kw):
                                                                           "ces": ["ce02.ihep.ac.cn"]}]),
                        pushgateway_url=pushgateway.url, pyz=pyz, database=db_section(dirac),
                        backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]},
-                       probe={"period": 1}, **kw)
+                       probe={"period": 1, **kw.pop("probe", {})}, **kw)
 
 
 def test_never_two_pending_probes_per_target_fake_dirac_server(fake_dirac_server, dirac, pushgateway, dirac_cfg,
                                                                fake_pyz, tmp_path):
-    agent = Agent(_config(tmp_path, dirac, pushgateway, dirac_cfg, fake_pyz))
+    agent = Agent(_config(tmp_path, dirac, pushgateway, dirac_cfg, fake_pyz, probe=OWN_PROBE))
     first = agent.submit_cycle()
     assert (first.submitted, first.ok) == (2, True)
     time.sleep(1.1)  # past the 1 s period: only the pending jobs hold the next submissions back
     second = agent.submit_cycle()
     assert (second.submitted, second.pending, second.ok) == (0, 2, True)
 
-    # Without the state file the pending jobs are still found in JobDB (by job group and name).
+    # Without the state file the pending jobs are still found in JobDB (by job group, owner and name).
     (tmp_path / "state" / "state.json").unlink()
     third = agent.submit_cycle()
     assert (third.submitted, third.pending) == (0, 2)

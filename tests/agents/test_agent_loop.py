@@ -12,7 +12,15 @@ import subprocess
 import sys
 import time
 
-from agent_fixtures import ROOT_DIR, db_section, dirac_cfg_fixture, fake_dirac_server_fixture, make_config, probe_job  # noqa: F401 - fixtures
+from agent_fixtures import (  # noqa: F401 - fixtures
+    OWN_PROBE,
+    ROOT_DIR,
+    db_section,
+    dirac_cfg_fixture,
+    fake_dirac_server_fixture,
+    make_config,
+    probe_job,
+)
 from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from bes_exporter.simulate.writer import utcnow
@@ -23,7 +31,7 @@ from probe_pushgateway.agent.targets import Target
 def test_loop_survives_outages_fake_dirac_server(fake_dirac_server, dirac, pushgateway, dirac_cfg, tmp_path,
                                                  caplog):
     cfg = make_config(tmp_path, targets=["BES.WHU.cn", "BES.USTC.cn"], pushgateway_url=pushgateway.url,
-                      database=db_section(dirac),
+                      database=db_section(dirac), probe=OWN_PROBE,
                       backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]})
     caplog.set_level(logging.INFO, "bes_probe_agent")
     agent = Agent(cfg)

@@ -10,6 +10,7 @@ import datetime as dt
 import time
 
 from agent_fixtures import (  # noqa: F401 - fixtures
+    OWN_PROBE,
     db_section,
     dirac_cfg_fixture,
     fake_dirac_server_fixture,
@@ -95,7 +96,7 @@ def test_reap_classifies_kills_pushes_and_retires_fake_dirac_server(fake_dirac_s
     downtime = {"site": "BES.WHU.cn", "start": "2020-01-01T00:00:00Z", "end": "2999-01-01T00:00:00Z"}
     cfg = make_config(tmp_path, targets=targets, pushgateway_url=pushgateway.url, database=db_section(dirac),
                       backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]},
-                      downtimes=[downtime])
+                      downtimes=[downtime], probe=OWN_PROBE)
     stats = Agent(cfg).reap_cycle()
     assert stats.ok, stats.failures
     assert (stats.reaped, stats.pushed, stats.deleted_groups) == (4, 7, 2)

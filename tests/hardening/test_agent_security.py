@@ -1,8 +1,6 @@
 """Security features of the probe agents: target validation against the probe's label rules, credential
-files, re-push after a Pushgateway restart, deletion of foreign groups, which jobs the reaper kills.
-
-Gaps found are reported with ``pytest.xfail`` after the assertions that hold, so the rest is still
-checked; docs/security.md lists them."""
+files, client certificates for the Pushgateway, TLS to JobDB, re-push after a Pushgateway restart,
+deletion of foreign groups, which jobs the reaper kills (only its own)."""
 
 from __future__ import annotations
 
@@ -20,18 +18,26 @@ from probe_pushgateway.push import JOB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))  # agent_fixtures, fake_dirac_server
 pytest.importorskip("DIRAC", reason="DIRAC is not installed (make dirac)")
+import test_database_security  # noqa: E402
 from agent_fixtures import (  # noqa: E402, F401 - fixtures
+    OWN_PROBE,
+    OWNER,
+    OWNER_GROUP,
     db_section,
     dirac_cfg_fixture,
     fake_dirac_server_fixture,
     fake_pyz_fixture,
     make_config,
+    probe_job,
 )
+from hardening_util import make_pki  # noqa: E402
 
 from probe_pushgateway.agent import config as agent_config  # noqa: E402
 from probe_pushgateway.agent.agent import AGENT_JOB, Agent  # noqa: E402
+from probe_pushgateway.agent.targets import Target  # noqa: E402
 
 SITE_A = "BES.IHEP-PBS.cn"
+tls_mariadb = test_database_security.tls_mariadb  # fixture: a private MariaDB serving TLS with its own CA
 
 
 def groups_of(pgw) -> dict[tuple[str, str, str], dict]:
@@ -57,17 +63,10 @@ def test_agent_targets_fit_the_probe_label_alphabet(tmp_path):
     assert accepted(SITE_A, ["ce01.ihep.ac.cn"])
     for bad in ("../etc", "BES/IHEP.cn", "BES IHEP.cn", ".", "..", "BES"):
         assert not accepted(bad)
-    gaps = []
-    if accepted("a" * 200 + ".cn"):
-        gaps.append("a 203-character site is accepted; bes-probe allows 128 (Jobs.Site is VARCHAR(100))")
-    if accepted("BES.IHEP-PBS.cn\n"):
-        gaps.append("a site with a trailing newline is accepted (re '$' matches before '\\n'; use fullmatch)")
-    if accepted(SITE_A, ["ce01.ihep.ac.cn:8443"]):
-        gaps.append("CE 'host:port' is accepted, but bes-probe refuses ':' in --ce (exit 3 on the node)")
-    if accepted(SITE_A, ["c" * 200]):
-        gaps.append("a 200-character CE is accepted; bes-probe allows 128")
-    if gaps:
-        pytest.xfail("agents' target validation: " + "; ".join(gaps))
+    assert not accepted("a" * 200 + ".cn")  # bes-probe allows 128 (Jobs.Site is VARCHAR(100))
+    assert not accepted("BES.IHEP-PBS.cn\n")  # fullmatch: '$' would match before the newline
+    assert not accepted(SITE_A, ["ce01.ihep.ac.cn:8443"])  # bes-probe refuses ':' in --ce
+    assert not accepted(SITE_A, ["c" * 200])
 
 
 def test_agent_credential_files(tmp_path, caplog):
@@ -86,25 +85,69 @@ def test_agent_credential_files(tmp_path, caplog):
         parse(0o644)
         assert "readable by group/others; chmod 600" in caplog.text
         assert "s3cret" not in caplog.text
-    gaps = []
-    try:
-        empty = parse(0o600, "\n").push_password
-        gaps.append(f"an empty password file is accepted (password {empty!r} sent)")
-    except agent_config.ConfigError:
-        pass
-    try:
+    with pytest.raises(agent_config.ConfigError, match="is empty; put the secret in it"):
+        parse(0o600, "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bes_probe_agent"):
+        pw.write_text("s3cret\n")
         agent_config.parse({**base, "pushgateway": {"url": "http://pgw.example.org:9091", "username": "agent",
                                                     "password_file": str(pw)}}, "a.yml")
-        if not any("plain http" in r.getMessage() or "not encrypted" in r.getMessage() for r in caplog.records):
-            gaps.append("a password for a plain-http Pushgateway URL is accepted without a warning")
-    except agent_config.ConfigError:
-        pass
-    if "ca_file" in agent_config.SCHEMA["pushgateway"] and "client_cert" not in agent_config.SCHEMA["pushgateway"]:
-        gaps.append("no client certificate for a Pushgateway requiring mutual TLS")
-    if "ssl" not in agent_config.SCHEMA["database"]:
-        gaps.append("no database.ssl: JobDB is read without TLS")
-    if gaps:
-        pytest.xfail("agents' credentials: " + "; ".join(gaps))
+    assert "'pushgateway.url' is plain http" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_agent_pushgateway_mutual_tls(dirac_cfg, tls_material, tmp_path):
+    """A Pushgateway requiring client certificates: the agent presents ``pushgateway.client_cert``/``client_key``
+    (loaded as the probe loads its own); without them every push is refused and counted, one line."""
+    from services_fixtures import write_web_config
+
+    web = write_web_config(tmp_path / "web.json", tls=tls_material, client_auth=True)
+    client = (str(tls_material.client_cert), str(tls_material.client_key))
+    pgw = services.start_pushgateway(tmp_path / "pgw", web_config=web, persist=False, client_cert=client)
+    try:
+        def agent(**tls: str) -> Agent:
+            return Agent(make_config(tmp_path, targets=["BES.WHU.cn"], pushgateway_url=pgw.url,
+                                     backend={"type": "dirac", "require_auth": False,
+                                              "config_files": [str(dirac_cfg)]},
+                                     pushgateway={"ca_file": str(tls_material.ca), **tls}))
+
+        stats = agent(client_cert=client[0], client_key=client[1]).reap_cycle()
+        assert stats.ok and stats.pushed == 1, stats.failures
+        groups = read_pushgateway_metrics(pgw, ca=tls_material.ca, client_cert=client)
+        assert {(g["labels"]["job"], g["labels"]["site"]) for g in groups} == {(AGENT_JOB, "BES.WHU.cn")}
+        refused = agent().reap_cycle()
+        assert refused.failures["pushgateway"] >= 1 and refused.pushed == 0
+    finally:
+        pgw.stop()
+
+
+def test_agent_reads_jobdb_over_verified_tls(tls_mariadb, tmp_path):
+    """``database.ssl`` (the exporter's keys and code): a REQUIRE SSL account is served only over TLS, an
+    impostor's CA fails verification, a REQUIRE X509 account needs the client certificate."""
+    from probe_pushgateway.agent.jobdb import JobDBError
+
+    db, inst, accounts, files = tls_mariadb
+    other = make_pki(tmp_path / "other")
+
+    def jobdb(account, **ssl: Path):
+        cfg = make_config(tmp_path, targets=["BES.WHU.cn"], pushgateway_url="http://127.0.0.1:9",
+                          database={"host": "127.0.0.1", "port": db.port, "user": account.user,
+                                    "password": account.password, "jobdb": inst.dbs.jobdb, "connect_timeout": 3,
+                                    "ssl": {k: str(v) for k, v in ssl.items()}})
+        return Agent(cfg).jobdb
+
+    tls_user, x509_user = accounts["REQUIRE SSL"], accounts["REQUIRE X509"]
+    ok = jobdb(tls_user, ca=files["ca"])
+    assert ok.probe_jobs("bes_probe") == []
+    assert ok.query("SHOW SESSION STATUS LIKE 'Ssl_version'")[0][1] in ("TLSv1.2", "TLSv1.3")
+    with pytest.raises(JobDBError, match="Access denied.*set database.ssl") as plain:
+        jobdb(tls_user).probe_jobs("bes_probe")
+    assert tls_user.password not in str(plain.value) and "\n" not in str(plain.value)
+    with pytest.raises(JobDBError, match="(?i)certificate verify failed"):
+        jobdb(tls_user, ca=other["ca"]).probe_jobs("bes_probe")
+    assert jobdb(x509_user, ca=files["ca"], cert=files["client_cert"], key=files["client_key"]).probe_jobs(
+        "bes_probe") == []
+    with pytest.raises(JobDBError, match="Access denied"):
+        jobdb(x509_user, ca=files["ca"]).probe_jobs("bes_probe")
 
 
 def test_agents_repush_after_pushgateway_restart_and_delete_foreign_groups_fake_dirac_server(
@@ -137,35 +180,67 @@ def test_agents_repush_after_pushgateway_restart_and_delete_foreign_groups_fake_
             group = after[(AGENT_JOB, *key)]
             assert sum(float(m["value"]) for m in group["dirac_probe_status"]["metrics"]) == 1.0
         assert not [k for k in after if k[1] == "EVIL.example.org"]  # foreign group deleted
-        agent.submit_cycle()  # not due: nothing submitted
-        missing = [k for k in keys if "dirac_probe_submitted_timestamp_seconds" not in after[(AGENT_JOB, *k)]
-                   and "dirac_probe_submitted_timestamp_seconds" not in groups_of(pgw)[(AGENT_JOB, *k)]]
-        if missing:
-            pytest.xfail(f"after a Pushgateway restart the agents do not re-push dirac_probe_submitted_timestamp_"
-                         f"seconds of {sorted(missing)} (only at the next submission, up to probe.period later)")
+        # the submission times are back, from the state file, without waiting for the next submission
+        submitted = agent.state.read()["submitted"]
+        for key in keys:
+            family = after[(AGENT_JOB, *key)]["dirac_probe_submitted_timestamp_seconds"]
+            assert float(family["metrics"][0]["value"]) == submitted["|".join(key)]
+            assert float(family["metrics"][0]["value"]) == \
+                float(before[key]["dirac_probe_submitted_timestamp_seconds"]["metrics"][0]["value"])
+        assert agent.submit_cycle().submitted == 0  # not due: nothing submitted
+        assert agent.reap_cycle().ok
+        assert set(groups_of(pgw)) == set(after)  # nothing lost or added
     finally:
         pgw.stop()
 
 
-def test_reaper_kills_only_its_own_probe_jobs_fake_dirac_server(fake_dirac_server, dirac, dirac_cfg, tmp_path):
-    """A job of another user that merely carries the probe's JobGroup and name must not be killed."""
+def test_reaper_kills_only_its_own_probe_jobs_fake_dirac_server(fake_dirac_server, dirac, dirac_cfg, fake_pyz,
+                                                                tmp_path):
+    """Jobs of another user that merely carry the probe's JobGroup and JobName are never killed, classified
+    or counted as pending: the agents act on the jobs they recorded and on jobs of their own DIRAC identity
+    (``probe.owner``/``owner_group``, else learnt from a job they submitted)."""
     import datetime as dt
 
     from bes_exporter.simulate.writer import utcnow
 
+    def status(jid: int) -> str:
+        return dirac.query(f"SELECT Status FROM `{dirac.dbs.jobdb}`.Jobs WHERE JobID=%s", (jid,))[0][0]
+
+    def config(name: str, **probe) -> agent_config.Config:
+        (tmp_path / name).mkdir()
+        return make_config(tmp_path / name, targets=["BES.WHU.cn", "BES.USTC.cn"], pushgateway_url=pgw.url,
+                           pyz=fake_pyz, database=db_section(dirac), probe=probe,
+                           backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]})
+
     pgw = services.start_pushgateway(tmp_path / "pgw", persist=False)
     try:
         hours_ago = utcnow() - dt.timedelta(hours=3)
-        jid = dirac.writer.submit(site="BES.WHU.cn", job_group="bes_probe", job_name="bes_probe@BES.WHU.cn@none",
-                                  owner="someone_else", when=hours_ago)
-        dirac.writer.optimize(jid, when=hours_ago)
-        cfg = make_config(tmp_path, targets=["BES.WHU.cn"], pushgateway_url=pgw.url, database=db_section(dirac),
-                          backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]})
-        Agent(cfg).reap_cycle()
-        status = dirac.query(f"SELECT Status FROM `{dirac.dbs.jobdb}`.Jobs WHERE JobID=%s", (jid,))[0][0]
-        if status != "Waiting":
-            pytest.xfail(f"the reaper killed another user's job ({status}): it selects probe jobs by JobGroup only,"
-                         " not by Owner/OwnerGroup, and trusts the JobName for the target")
+        whu, ustc = Target("BES.WHU.cn"), Target("BES.USTC.cn")
+        foreign = [probe_job(dirac, t, when=hours_ago, owner="someone_else") for t in (whu, ustc)]
+        # Identity unknown (nothing configured, nothing submitted yet): foreign jobs are left alone.
+        fresh = Agent(config("fresh"))
+        stats = fresh.reap_cycle()
+        assert stats.ok and stats.reaped == 0
+        assert [status(j) for j in foreign] == ["Waiting", "Waiting"]
+        states = {(s, c): g for (j, s, c), g in groups_of(pgw).items() if j == AGENT_JOB}
+        for key in (whu.key, ustc.key):  # not classified "bad" on the strength of someone else's job
+            on = [m["labels"]["status"] for m in states[key]["dirac_probe_status"]["metrics"] if float(m["value"])]
+            assert on == ["unknown"]
+        # ... and do not hold back the agents' own submission to their targets.
+        assert fresh.submit_cycle().submitted == 2
+
+        # Configured identity: its own stuck job (not in the state file) is killed, foreign ones stay.
+        own = probe_job(dirac, whu, when=hours_ago)
+        configured = Agent(config("configured", **OWN_PROBE))
+        assert configured.reap_cycle().reaped == 1
+        assert status(own) == "Deleted" and [status(j) for j in foreign] == ["Waiting", "Waiting"]
+
+        # Learnt identity: the agent that submitted learns it from its recorded job in JobDB.
+        assert fresh.reap_cycle().ok
+        assert fresh.state.read()["identity"] == {"owner": OWNER, "owner_group": OWNER_GROUP}
+        lost = probe_job(dirac, ustc, when=hours_ago)  # its own, but not recorded (e.g. a lost state write)
+        assert fresh.reap_cycle().reaped == 1
+        assert status(lost) == "Deleted" and [status(j) for j in foreign] == ["Waiting", "Waiting"]
     finally:
         pgw.stop()
 
