@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, make_backend
 from .config import Config, ConfigError
-from .diracjob import DiracError, build_probe_job, configured_sites, initialize, target_probe
+from .diracjob import DiracError, build_probe_job, configured_sites, initialize, probe_push, target_probe
 from .jobdb import JobDB, JobDBError, ProbeJobRow, SiteActivity
 from .pushgw import Group, PushError, Pushgateway
 from .state import StateError, StateStore
@@ -265,8 +266,16 @@ class Agent:
             if own and own != probe["config"] and not _readable(own):
                 stats.fail("config", f"'probe.config' {own} (for {target}) is not a readable file")
                 continue
+            push = probe_push(self.cfg.pushgateway, target)
+            unreadable = [k for k, v in push.items() if k != "probe_user" and not _readable(v)]
+            if unreadable:
+                stats.fail("config", f"'pushgateway.{unreadable[0]}' {push[unreadable[0]]} (for {target}) is not a"
+                                     " readable file; create it or fix the name")
+                continue
+            if "probe_password_file" in push and os.stat(push["probe_password_file"]).st_mode & 0o077:
+                log.warning("%s is readable by group/others; chmod 600 it", push["probe_password_file"])
             try:
-                job = build_probe_job(target, probe, url)
+                job = build_probe_job(target, probe, url, push)
             except DiracError as exc:
                 stats.fail("dirac", exc)
                 continue

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import render
 from .targets import Target
 
 _initialized: set[tuple] = set()
@@ -121,23 +122,40 @@ def target_probe(probe: dict, target: Target) -> dict:
     config = probe.get("config")
     if not config or "{" not in config:
         return probe
-    return {**probe, "config": config.replace("{site}", target.site).replace("{ce}", target.ce_label)}
+    return {**probe, "config": render(config, target.site, target.ce_label)}
 
 
-def probe_arguments(target: Target, probe: dict, pushgateway_url: str) -> list[str]:
+# The probes' own Pushgateway settings (agents' ``pushgateway.probe_*`` keys) -> bes-probe's options.
+PROBE_PUSH_OPTIONS = {"probe_user": "--push-user", "probe_password_file": "--password-file",
+                      "probe_ca_file": "--ca-file", "probe_client_cert": "--client-cert",
+                      "probe_client_key": "--client-key"}
+
+
+def probe_push(push: dict | None, target: Target) -> dict[str, str]:
+    """The ``pushgateway.probe_*`` settings given, for one target (``{site}``/``{ce}`` replaced): a per-site
+    user and password file, so each site's probes carry only their own credential."""
+    return {key: render(push[key], target.site, target.ce_label) for key in PROBE_PUSH_OPTIONS
+            if (push or {}).get(key)}
+
+
+def probe_arguments(target: Target, probe: dict, pushgateway_url: str, push: dict[str, str] | None = None
+                    ) -> list[str]:
     """The probe's command line inside the job (run from the job's directory, files from the sandbox)."""
     args = [probe["python"], Path(probe["pyz"]).name, "--site", target.site]
     if target.ce:
         args += ["--ce", target.ce]
     args += ["--pushgateway", pushgateway_url]
+    for key, value in (push or {}).items():
+        args += [PROBE_PUSH_OPTIONS[key], value if key == "probe_user" else Path(value).name]
     if probe.get("config"):
         args += ["--config.file", Path(probe["config"]).name]
     return args + list(probe.get("args") or [])
 
 
-def build_probe_job(target: Target, probe: dict, pushgateway_url: str):
+def build_probe_job(target: Target, probe: dict, pushgateway_url: str, push: dict[str, str] | None = None):
     """A DIRAC ``Job`` for one target: name, job group, destination (site, CE), CPU time, sandbox, executable.
 
+    ``push`` (:func:`probe_push`) adds the probe's own Pushgateway credential files to the input sandbox.
     Raises :class:`DiracError` when DIRAC rejects a value (e.g. a site or CE missing from its configuration).
     """
     from DIRAC.Interfaces.API.Job import Job
@@ -166,8 +184,9 @@ def build_probe_job(target: Target, probe: dict, pushgateway_url: str):
     sandbox = [str(Path(probe["pyz"]).resolve())]
     if probe.get("config"):
         sandbox.append(str(Path(probe["config"]).resolve()))
+    sandbox += [str(Path(v).resolve()) for k, v in (push or {}).items() if k != "probe_user"]
     check_result(job.setInputSandbox(sandbox), f"{target}: input sandbox")
-    argv = probe_arguments(target, probe, pushgateway_url)
+    argv = probe_arguments(target, probe, pushgateway_url, push)
     check_result(job.setExecutable(argv[0], arguments=shlex.join(argv[1:])), f"{target}: executable")
     if job.errorDict:
         raise DiracError(f"{target}: {one_line(job.errorDict)}")

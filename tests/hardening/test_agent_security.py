@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from probe_pushgateway.push import JOB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))  # agent_fixtures, fake_dirac_server
 pytest.importorskip("DIRAC", reason="DIRAC is not installed (make dirac)")
+import test_agent_local  # noqa: E402
 import test_database_security  # noqa: E402
 from agent_fixtures import (  # noqa: E402, F401 - fixtures
     OWN_PROBE,
@@ -34,10 +36,12 @@ from hardening_util import make_pki  # noqa: E402
 
 from probe_pushgateway.agent import config as agent_config  # noqa: E402
 from probe_pushgateway.agent.agent import AGENT_JOB, Agent  # noqa: E402
+from probe_pushgateway.agent.diracjob import build_probe_job, probe_push  # noqa: E402
 from probe_pushgateway.agent.targets import Target  # noqa: E402
 
 SITE_A = "BES.IHEP-PBS.cn"
 tls_mariadb = test_database_security.tls_mariadb  # fixture: a private MariaDB serving TLS with its own CA
+probe_pyz = test_agent_local.probe_pyz  # fixture: bes-probe.pyz built by the project's builder
 
 
 def groups_of(pgw) -> dict[tuple[str, str, str], dict]:
@@ -270,5 +274,63 @@ def test_agent_pushes_with_its_own_user_over_https_fake_dirac_server(fake_dirac_
         assert {(g["labels"]["job"], g["labels"]["site"]) for g in groups} == {(AGENT_JOB, "BES.WHU.cn")}
         stats = agent(users["probe-BES.WHU.cn"]).reap_cycle()
         assert stats.failures["pushgateway"] >= 1 and not stats.ok
+    finally:
+        pgw.stop()
+
+
+def test_per_site_probe_credentials_shipped_with_the_probe_job(dirac_cfg, probe_pyz, tls_material, tmp_path, capsys,
+                                                               caplog):
+    """``pushgateway.probe_user``/``probe_password_file`` with ``{site}``: each probe job carries only its own
+    site's password file (input sandbox) and pushes with it, here the real bes-probe.pyz run by DIRAC's job
+    wrapper (local back-end) to an HTTPS Pushgateway with one user per site."""
+    from services_fixtures import write_web_config
+
+    site = "GRID.LOCAL.cn"
+    users = {"agent": "agent-pw-1", f"probe-{site}": "local-pw-2", "probe-BES.WHU.cn": "whu-pw-3"}
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    for user, password in users.items():
+        (creds / f"{user}.pw").write_text(password + "\n")
+        os.chmod(creds / f"{user}.pw", 0o600)
+    web = write_web_config(tmp_path / "web.json", tls=tls_material, users=users)
+    pgw = services.start_pushgateway(tmp_path / "pgw", web_config=web, persist=False, auth=("agent", users["agent"]))
+    probe_conf = tmp_path / "probe.yml"
+    probe_conf.write_text("checks: [environment, tcp, clock]\n")
+
+    def config(name: str, password_file: str) -> agent_config.Config:
+        (tmp_path / name).mkdir()
+        return make_config(tmp_path / name, targets=[{"site": site, "ces": ["ce.local.test"]}],
+                           pushgateway_url=pgw.url, pyz=probe_pyz, backend={"type": "local"},
+                           probe={"config": str(probe_conf), "args": ["--timeout", "60"]},
+                           pushgateway={"username": "agent", "password_file": str(creds / "agent.pw"),
+                                        "ca_file": str(tls_material.ca), "probe_user": "probe-{site}",
+                                        "probe_password_file": password_file, "probe_ca_file": str(tls_material.ca)})
+    try:
+        # The JDL names the files, never the password; a missing file of one target is one line.
+        dry = Agent(config("dry", str(creds / "probe-{site}.pw")))
+        assert dry.submit_cycle(dry_run=True).ok
+        jdl = capsys.readouterr().out
+        assert f"{creds}/probe-{site}.pw" in jdl and str(creds / "probe-BES.WHU.cn.pw") not in jdl
+        target = dry.cfg.targets[0]
+        xml = build_probe_job(target, dry.cfg.probe, pgw.url, probe_push(dry.cfg.pushgateway, target))._toXML()
+        assert f"--push-user probe-{site} --password-file probe-{site}.pw --ca-file ca.pem" in xml
+        assert not [p for p in users.values() if p in jdl + xml]
+        missing = Agent(config("missing", str(creds / "nobody-{site}.pw"))).submit_cycle(dry_run=True)
+        assert missing.failures == {"config": 1}
+        assert f"'pushgateway.probe_password_file' {creds}/nobody-{site}.pw (for {site}/ce.local.test)" in caplog.text
+
+        agent = Agent(config("run", str(creds / "probe-{site}.pw")))
+        assert agent.submit_cycle().submitted == 1
+        workdir = tmp_path / "run" / "state" / "local" / "job_1"
+        deadline = time.monotonic() + 90
+        group = None
+        while group is None and time.monotonic() < deadline:
+            time.sleep(0.25)
+            group = next((g for g in read_pushgateway_metrics(pgw, ca=tls_material.ca, auth=("agent", users["agent"]))
+                          if g["labels"] == {"job": JOB, "site": site, "ce": "ce.local.test"}), None)
+        assert group is not None, (workdir / "run.log").read_text()[-3000:]
+        assert [float(m["value"]) for m in group["dirac_probe_success"]["metrics"]
+                if m["labels"]["check"] == "all"] == [1.0]
+        assert "local-pw-2" not in (workdir / "run.log").read_text()
     finally:
         pgw.stop()
