@@ -13,7 +13,8 @@ dirac: setup
 
 test: setup dirac
 	$(PY) -m ruff check bes_exporter probe_pushgateway tests alerts grafana bench
-	$(PY) -m pytest -q tests
+	# Bounded: a hang (in a test or at interpreter exit) fails in 40 min with pytest's traceback (SIGINT).
+	timeout -s INT -k 60 2400 $(PY) -m pytest -q tests
 
 demo: setup dirac
 	$(PY) -m bes_exporter.demo up

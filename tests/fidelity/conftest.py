@@ -76,7 +76,7 @@ def drop_env(env: FidelityEnv) -> None:
 
 
 @pytest.fixture(scope="session")
-def dirac_ready(mariadb) -> None:
+def dirac_ready(mariadb):
     """DIRAC 9.1 (installed by scripts/install-dirac.sh) initialised from a local cfg, once."""
     try:
         import DIRAC  # noqa: F401
@@ -86,6 +86,21 @@ def dirac_ready(mariadb) -> None:
     from dirac_harness import init_dirac
 
     init_dirac(DB_HOST, DB_PORT)
+    yield
+    _forget_dirac_caches()
+
+
+def _forget_dirac_caches() -> None:
+    """DIRAC's DictCache purges itself at interpreter exit (TaskQueueDB: delete every task queue it
+    touched), by then in dropped databases, each with ten connection retries and growing sleeps: the
+    test process would hang for an hour after its last test. The databases are gone: drop the caches."""
+    import gc
+
+    from DIRAC.Core.Utilities.DictCache import DictCache
+
+    for obj in gc.get_objects():
+        if isinstance(obj, DictCache):
+            obj._DictCache__finalizer.detach()
 
 
 @pytest.fixture
