@@ -388,9 +388,8 @@ class Engine:
         pilot.jobs += 1
         job.phase, job.site, job.pilot, job.host = "matched", site, pilot, pilot.host
         when = self.when()
-        self.w.match(job.id, site.name, when=when)
+        self.w.match(job.id, site.name, pilot_id=pilot.id, ce=pilot.ce.name, when=when)
         job.db, job.last = "Matched", self.now
-        self.w.pilot_matched(pilot.id, job.id, when=when)
         pilot.db = "Running"
         self.tracked[job.id] = job
         self.after(self.u(10, 60), self._job_start, job)
@@ -404,6 +403,8 @@ class Engine:
         self.w.set_status(job.id, status, minor, app, when=self.when())
         if status:
             job.db = status
+        elif job.db == "Stalled":  # JobStatusUtility takes any report on a Stalled job as Running
+            job.db = "Running"
         job.last = self.now
         if job.db in NON_FINAL_DB:
             self.tracked[job.id] = job

@@ -4,18 +4,25 @@ Each method mirrors one DIRAC action and touches exactly the columns DIRAC touch
 surprises (see "How DIRAC 9.1 itself writes JobDB" in the project's REFERENCE): submission takes
 LastUpdateTime from the Python clock, the heartbeat forces Status='Running' without moving
 LastUpdateTime, ``update=False`` attribute writes leave LastUpdateTime alone, reschedules bump
-RescheduleCounter, kill/delete write no LoggingInfo. Used by the simulator, the tests and the benchmark.
+RescheduleCounter, kill/delete write no LoggingInfo. tests/fidelity/test_writer_comparison.py checks the
+column effects against DIRAC 9.1's own code. Used by the simulator, the tests and the benchmark.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass
 
 import pymysql
 
 FINAL = ("Done", "Completed", "Failed", "Killed")
+# DIRAC's JobsStateMachine as kill_delete_jobs filters with it: the statuses that cannot move to Killed,
+# and those that may move to Deleted.
+UNKILLABLE = ("Done", "Completed", "Failed")
+DELETABLE = ("Submitting", "Received", "Checking", "Waiting", "Rescheduled", "Done", "Failed", "Killed", "Deleted")
+_JDL_SITE = re.compile(r'\bSite\s*=\s*(\{[^}]*\}|"[^"]*")')
 # MariaDB errors that roll the whole transaction back (1206 lock table full, e.g. while the buffer pool
 # shrinks; 1213 deadlock) or time a lock wait out (1205): the transaction is rebuilt and the statement retried.
 RETRYABLE = (1205, 1206, 1213)
@@ -24,6 +31,13 @@ RETRIES = 5
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def jdl_site(jdl: str) -> str:
+    """The Site attribute JobDB derives from a JDL: 'ANY' without one, 'Multiple' for a list of several."""
+    m = _JDL_SITE.search(jdl)
+    sites = re.findall(r'"([^"]*)"', m.group(1)) if m else []
+    return sites[0] if len(sites) == 1 else "Multiple" if sites else "ANY"
 
 
 @dataclass
@@ -49,6 +63,9 @@ class DiracWriter:
     # ---- statements, and the journal that lets a transaction survive a transient error --------------
 
     journal: list[tuple[str, object, bool]] | None = None  # the open transaction's writes (begin() .. commit())
+    # DIRAC's rescheduleJob also resets Site from the JDL ('ANY' for most jobs). Off until the exporter keeps
+    # the site of a life that ended and was rescheduled between two scrapes (it takes the row's current Site).
+    reschedule_site_from_jdl = False
     recovered = 0  # transactions rebuilt after a transient error
 
     def begin(self) -> None:
@@ -166,30 +183,34 @@ class DiracWriter:
 
     def set_status(self, job_id: int, status: str | None = None, minor: str | None = None,
                    app: str | None = None, *, source: str = "JobWrapper", when: dt.datetime | None = None) -> None:
-        """JobStatusUtility: Status rewritten, Minor/App if given, LUT always; first Running sets
-        StartExecTime, first final state sets EndExecTime; one LoggingInfo record."""
+        """JobStatusUtility.setJobStatusBulk: Status rewritten (a Stalled job's as Running), Minor/App if given,
+        LUT always; first Running sets StartExecTime (and HeartBeatTime if unset), first final state
+        EndExecTime; a report from the job (source 'Job...') sets HeartBeatTime; one LoggingInfo record
+        ('idem' for what the report leaves out)."""
         when = when or self.clock()
-        cur_status, cur_minor, cur_app = self._one(
-            f"SELECT Status, MinorStatus, ApplicationStatus FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,)
-        )
-        status = status or cur_status
+        cur_status = self._one(f"SELECT Status FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,))[0]
+        new_status = status or ("Running" if cur_status == "Stalled" else cur_status)
         sets = ["Status=%s", "LastUpdateTime=%s"]
-        args: list = [status, when]
-        if minor is not None:
-            sets.append("MinorStatus=%s")
-            args.append(minor)
-        if app is not None:
-            sets.append("ApplicationStatus=%s")
-            args.append(app)
-        if status == "Running":
+        args: list = [new_status, when]
+        for column, value in (("MinorStatus", minor), ("ApplicationStatus", app)):
+            if value:
+                sets.append(f"{column}=%s")
+                args.append(value)
+        from_job = source.startswith("Job")
+        if new_status == "Running":
             sets.append("StartExecTime=COALESCE(StartExecTime, %s)")
             args.append(when)
-        if status in FINAL:
+            if not from_job:
+                sets.append("HeartBeatTime=COALESCE(HeartBeatTime, %s)")
+                args.append(when)
+        if new_status in FINAL:
             sets.append("EndExecTime=COALESCE(EndExecTime, %s)")
             args.append(when)
+        if from_job:
+            sets.append("HeartBeatTime=%s")
+            args.append(when)
         self._x(f"UPDATE `{self.dbs.jobdb}`.Jobs SET {', '.join(sets)} WHERE JobID=%s", [*args, job_id])
-        self._log(job_id, status, minor if minor is not None else cur_minor,
-                  app if app is not None else cur_app, source, when)
+        self._log(job_id, status or "idem", minor or "idem", app or "idem", source, when)
 
     def set_attributes(self, job_id: int, *, update: bool = True, when: dt.datetime | None = None,
                        **attrs) -> None:
@@ -209,12 +230,16 @@ class DiracWriter:
             self.set_attributes(job_id, MinorStatus=minor, when=when_i)
             self._log(job_id, status, minor, "Unknown", "Optimizers", when_i)
 
-    def match(self, job_id: int, site: str, *, when: dt.datetime | None = None) -> None:
-        """Matcher: Status Matched with LUT, then Site and MinorStatus 'Assigned' with LUT."""
+    def match(self, job_id: int, site: str, *, pilot_id: int | None = None, ce: str | None = None,
+              benchmark: float = 10.0, when: dt.datetime | None = None) -> None:
+        """Matcher._reportStatus: Status Matched with LUT, then MinorStatus 'Assigned', ApplicationStatus
+        'Unknown' and Site with LUT; with the requesting pilot also its bookkeeping (``pilot_matched``)."""
         when = when or self.clock()
         self.set_attributes(job_id, Status="Matched", when=when)
-        self.set_attributes(job_id, Site=site, MinorStatus="Assigned", when=when)
-        self._log(job_id, "Matched", "Assigned", "Unknown", "Matcher", when)
+        self.set_attributes(job_id, MinorStatus="Assigned", ApplicationStatus="Unknown", Site=site, when=when)
+        self._log(job_id, "Matched", "Assigned", "idem", "Matcher", when)
+        if pilot_id is not None:
+            self.pilot_matched(pilot_id, job_id, site=site, ce=ce, benchmark=benchmark, when=when)
 
     def set_host(self, job_id: int, host: str) -> None:
         """Watchdog's HostName job parameter (MySQL JobParameters exists up to DIRAC 9.0 only)."""
@@ -236,38 +261,73 @@ class DiracWriter:
         )
 
     def stall(self, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """StalledJobAgent: Stalled (Status, then MinorStatus; two statements with LUT)."""
+        """StalledJobAgent._markStalledJobs: Status Stalled with LUT, MinorStatus kept (and logged)."""
         when = when or self.clock()
+        minor = self._one(f"SELECT MinorStatus FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,))[0]
         self.set_attributes(job_id, Status="Stalled", when=when)
-        self.set_attributes(job_id, MinorStatus="Job stalled: pilot not running", when=when)
-        self._log(job_id, "Stalled", "Job stalled: pilot not running", "Unknown", "StalledJobAgent", when)
+        self._log(job_id, "Stalled", minor, "idem", "StalledJobAgent", when)
 
     def fail_stalled(self, job_id: int, *, minor: str = "Job stalled: pilot not running",
                      when: dt.datetime | None = None) -> None:
-        """StalledJobAgent: Stalled past its limit -> Failed (Status, then MinorStatus, with LUT)."""
+        """StalledJobAgent._failStalledJobs: killed (as ``kill``), then Failed (Status, then MinorStatus,
+        with LUT) and logged."""
         when = when or self.clock()
+        self._kill_if_allowed(job_id, self._status(job_id), when)
         self.set_attributes(job_id, Status="Failed", when=when)
         self.set_attributes(job_id, MinorStatus=minor, when=when)
-        self._log(job_id, "Failed", minor, "Unknown", "StalledJobAgent", when)
+        self._log(job_id, "Failed", minor, "idem", "StalledJobAgent", when)
 
     def reschedule(self, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """Reschedule: Status=Received, counter+1, 'Job Rescheduled', RescheduleTime=LUT; times kept."""
+        """JobDB.rescheduleJob: job parameters to the attic (8.0: JobParameters; 9.1 keeps them in
+        OpenSearch), optimizer parameters dropped; Status Received without LUT, then counter+1, 'Job
+        Rescheduled', ApplicationStatus 'Unknown', LUT = RescheduleTime (and Site from the JDL with
+        ``reschedule_site_from_jdl``); Start/End/HeartBeat times kept. One LoggingInfo record."""
         when = when or self.clock()
+        db = self.dbs.jobdb
+        if self.old:
+            self._x(f"INSERT IGNORE INTO `{db}`.AtticJobParameters (JobID, Name, Value, RescheduleCycle)"
+                    f" SELECT p.JobID, p.Name, p.Value, j.RescheduleCounter FROM `{db}`.JobParameters p"
+                    f" JOIN `{db}`.Jobs j USING (JobID) WHERE p.JobID=%s", (job_id,))
+            self._x(f"DELETE FROM `{db}`.JobParameters WHERE JobID=%s", (job_id,))
+        self._x(f"DELETE FROM `{db}`.OptimizerParameters WHERE JobID=%s", (job_id,))
+        site = []
+        if self.reschedule_site_from_jdl:
+            jdl = self._one(f"SELECT OriginalJDL FROM `{db}`.JobJDLs WHERE JobID=%s", (job_id,))
+            site = [jdl_site(jdl[0] if jdl else "")]
         self.set_attributes(job_id, update=False, Status="Received")
         self._x(
-            f"UPDATE `{self.dbs.jobdb}`.Jobs SET RescheduleCounter=RescheduleCounter+1, MinorStatus=%s,"
-            " RescheduleTime=%s, LastUpdateTime=%s WHERE JobID=%s",
-            ("Job Rescheduled", when, when, job_id),
+            f"UPDATE `{db}`.Jobs SET RescheduleCounter=RescheduleCounter+1, {'Site=%s, ' if site else ''}"
+            "MinorStatus=%s, ApplicationStatus='Unknown', LastUpdateTime=%s, RescheduleTime=%s WHERE JobID=%s",
+            (*site, "Job Rescheduled", when, when, job_id),
         )
         self._log(job_id, "Received", "Job Rescheduled", "Unknown", "JobManager", when)
 
+    def _status(self, job_id: int) -> str | None:
+        row = self._one(f"SELECT Status FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,))
+        return row[0] if row else None
+
+    def _kill_if_allowed(self, job_id: int, status: str | None, when: dt.datetime) -> None:
+        if status is not None and status not in UNKILLABLE:
+            self.kill(job_id, when=when)
+
     def kill(self, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """JobDB.setJobStatus Killed: Status/Minor with LUT, no LoggingInfo."""
+        """StatusUtils._killJob: a Kill JobCommand, then Status Killed, MinorStatus 'Marked for termination'
+        with LUT; no LoggingInfo. (kill_delete_jobs skips jobs already Done, Completed or Failed: callers
+        kill only those that can be killed.)"""
+        when = when or self.clock()
+        self._x(f"INSERT IGNORE INTO `{self.dbs.jobdb}`.JobCommands (JobID, Command, Arguments, ReceptionTime)"
+                " VALUES (%s, 'Kill', '', %s)", (job_id, when))
         self.set_attributes(job_id, Status="Killed", MinorStatus="Marked for termination", when=when)
 
     def delete(self, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """Deletion phase 1: Status Deleted with LUT."""
-        self.set_attributes(job_id, Status="Deleted", when=when)
+        """Deletion phase 1, kill_delete_jobs(RIGHT_DELETE): a job that can still be killed is killed first
+        (``kill``); if its status before allowed Deleted, Status Deleted, MinorStatus 'Checking accounting'
+        with LUT (a Running, Matched or Stalled job thus ends Killed). No LoggingInfo."""
+        when = when or self.clock()
+        status = self._status(job_id)
+        self._kill_if_allowed(job_id, status, when)
+        if status in DELETABLE:
+            self.set_attributes(job_id, Status="Deleted", MinorStatus="Checking accounting", when=when)
 
     def remove(self, job_id: int) -> None:
         """Deletion phase 2: rows removed from JobDB tables (pilots stay)."""
@@ -294,31 +354,66 @@ class DiracWriter:
     # ---- pilots -----------------------------------------------------------------------------------
 
     def submit_pilot(self, site: str, ce: str, queue: str = "default", *, when: dt.datetime | None = None,
-                     status: str = "Submitted") -> int:
+                     status: str = "Submitted", grid_type: str = "HTCondorCE") -> int:
+        """SiteDirector._addPilotReferences: addPilotReferences inserts the row (Submitted; GridSite 'Unknown',
+        DestinationSite 'NotAssigned', Queue 'Unknown'), then setPilotStatus sets ``status``, the CE, site and
+        queue and 'Successfully submitted by the SiteDirector' (LUT again). Sets ``last_pilot_reference``."""
         when = when or self.clock()
-        cols = {"PilotJobReference": f"htcondorce://{ce}/{self._ref()}", "DestinationSite": ce, "Queue": queue,
-                "GridSite": site, "GridType": "HTCondorCE", "SubmissionTime": when, "LastUpdateTime": when,
-                "Status": status}
+        scheme = (grid_type[:-2] if grid_type.endswith("CE") else grid_type).lower() or "pilot"
+        self.last_pilot_reference = f"{scheme}://{ce}/{self._ref()}"
+        cols = {"PilotJobReference": self.last_pilot_reference, "GridType": grid_type,
+                "SubmissionTime": when, "LastUpdateTime": when, "Status": "Submitted"}
         if self.old:
             cols.update(OwnerDN="/DC=cn/OU=bes/CN=pilot", OwnerGroup="bes_pilot")
         else:
             cols["VO"] = "bes"
-        return self._x(
+        pilot_id = self._x(
             f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
             f" VALUES ({', '.join(['%s'] * len(cols))})",
             list(cols.values()), id_column="PilotID",
         )
+        self._x(
+            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status=%s, LastUpdateTime=%s,"
+            " StatusReason='Successfully submitted by the SiteDirector', DestinationSite=%s, GridSite=%s, Queue=%s"
+            " WHERE PilotID=%s",
+            (status, when, ce, site, queue, pilot_id),
+        )
+        return pilot_id
 
     def _ref(self) -> str:
         self._refs = getattr(self, "_refs", 0) + 1
         return f"{id(self):x}{self._refs}"
 
-    def set_pilot_status(self, pilot_id: int, status: str, reason: str = "Unknown", *,
+    def set_pilot_status(self, pilot_id: int, status: str, reason: str = "", *,
                          when: dt.datetime | None = None) -> None:
+        """PilotAgentsDB.setPilotStatus: Status, StatusReason ('Not given' without one), LUT."""
+        reason = reason or "Not given"
         self._x(
             f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status=%s, StatusReason=%s, LastUpdateTime=%s"
             " WHERE PilotID=%s",
             (status, reason, when or self.clock(), pilot_id),
+        )
+
+    def site_director_submit(self, site: str, ce: str, queue: str, grid_type: str, *,
+                             when: dt.datetime | None = None) -> int:
+        """``submit_pilot`` for a CE of the given grid type."""
+        return self.submit_pilot(site, ce, queue, grid_type=grid_type, when=when)
+
+    def pilot_matched(self, pilot_id: int, job_id: int, *, site: str | None = None, ce: str | None = None,
+                      benchmark: float = 10.0, when: dt.datetime | None = None) -> None:
+        """Matcher._updatePilotInfo / _updatePilotJobMapping: pilot Running with StatusReason 'Not given',
+        its site, CE and benchmark (LUT), then CurrentJobID, then a JobToPilotMapping row."""
+        when = when or self.clock()
+        sets, args = ["Status='Running'", "LastUpdateTime=%s", "StatusReason='Not given'"], [when]
+        for column, value in (("GridSite", site), ("BenchMark", benchmark or None), ("DestinationSite", ce)):
+            if value:
+                sets.append(f"{column}=%s")
+                args.append(value)
+        self._x(f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET {', '.join(sets)} WHERE PilotID=%s", (*args, pilot_id))
+        self._x(f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET CurrentJobID=%s WHERE PilotID=%s", (job_id, pilot_id))
+        self._x(
+            f"INSERT INTO `{self.dbs.pilotdb}`.JobToPilotMapping (PilotID, JobID, StartTime) VALUES (%s,%s,%s)",
+            (pilot_id, job_id, when),
         )
 
     # ---- site status ------------------------------------------------------------------------------
@@ -340,45 +435,6 @@ class DiracWriter:
             )
 
     # ---- further DIRAC actions used by the simulator (additive) -------------------------------------
-
-    def site_director_submit(self, site: str, ce: str, queue: str, grid_type: str, *,
-                             when: dt.datetime | None = None) -> int:
-        """SiteDirector: addPilotReferences (INSERT, Submitted) then setPilotStatus with CE, site, queue."""
-        when = when or self.clock()
-        scheme = (grid_type[:-2] if grid_type.endswith("CE") else grid_type).lower() or "pilot"
-        self.last_pilot_reference = f"{scheme}://{ce}/{self._ref()}"
-        cols = {"PilotJobReference": self.last_pilot_reference, "GridType": grid_type,
-                "SubmissionTime": when, "LastUpdateTime": when, "Status": "Submitted"}
-        if self.old:
-            cols.update(OwnerDN="/DC=cn/OU=bes/CN=pilot", OwnerGroup="bes_pilot")
-        else:
-            cols["VO"] = "bes"
-        pilot_id = self._x(
-            f"INSERT INTO `{self.dbs.pilotdb}`.PilotAgents ({', '.join(cols)})"
-            f" VALUES ({', '.join(['%s'] * len(cols))})",
-            list(cols.values()), id_column="PilotID",
-        )
-        self._x(
-            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status='Submitted', LastUpdateTime=%s,"
-            " StatusReason='Successfully submitted by the SiteDirector', DestinationSite=%s, GridSite=%s, Queue=%s"
-            " WHERE PilotID=%s",
-            (when, ce, site, queue, pilot_id),
-        )
-        return pilot_id
-
-    def pilot_matched(self, pilot_id: int, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """Matcher's pilot bookkeeping: pilot Running (LUT), CurrentJobID, a JobToPilotMapping row."""
-        when = when or self.clock()
-        self._x(
-            f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET Status='Running', StatusReason='Not given',"
-            " LastUpdateTime=%s WHERE PilotID=%s",
-            (when, pilot_id),
-        )
-        self._x(f"UPDATE `{self.dbs.pilotdb}`.PilotAgents SET CurrentJobID=%s WHERE PilotID=%s", (job_id, pilot_id))
-        self._x(
-            f"INSERT INTO `{self.dbs.pilotdb}`.JobToPilotMapping (PilotID, JobID, StartTime) VALUES (%s,%s,%s)",
-            (pilot_id, job_id, when),
-        )
 
     def set_job_parameters(self, job_id: int, params: dict) -> None:
         """JobWrapper/Watchdog job parameters (HostName, GridCE, ...): MySQL up to DIRAC 9.0 only."""

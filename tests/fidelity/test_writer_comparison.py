@@ -1,7 +1,8 @@
 """The simulator's fast writer (bes_exporter.simulate.writer.DiracWriter, direct SQL) against DIRAC's own
 code: one short identical scenario through both, compared action by action on the column-effect
 pattern the exporter depends on: which Jobs (and PilotAgents) columns change, whether LastUpdateTime
-moves, and which LoggingInfo records (final statuses, "Job Rescheduled") are added.
+moves, the Status and MinorStatus (pilots: StatusReason) it leaves, and which LoggingInfo records
+(final statuses, "Job Rescheduled") are added.
 
 Each action runs at the start of a fresh second for both writers, so a LastUpdateTime write is always
 visible (1 s resolution)."""
@@ -17,6 +18,7 @@ from dirac_harness import FINAL, ROW_COLUMNS, DiracHarness, Row
 from bes_exporter.simulate.writer import DiracWriter
 
 SITE, CE, QUEUE = "BES.USTC.cn", "ce.ustc.edu.cn", "long"
+OTHER_SITE = "BES.UCAS.cn"
 COMPARED = [c for c in ROW_COLUMNS if c not in ("LastUpdateTime", "SubmissionTime", "JobGroup")]
 PILOT_COLUMNS = ("Status", "StatusReason", "GridSite", "DestinationSite", "Queue", "GridType", "BenchMark",
                  "CurrentJobID", "LastUpdateTime", "SubmissionTime")
@@ -29,6 +31,7 @@ class Effect:
     changed: frozenset[str]
     lut_moved: bool
     logged: tuple[str, ...]  # LoggingInfo records added: the final status, "rescheduled" or "other"
+    state: tuple = ()  # (Status, MinorStatus) of the job row after it, (Status, StatusReason) of a pilot row
 
 
 def next_second() -> None:
@@ -55,12 +58,17 @@ def effect(before: Row | None, after: Row | None, log: list[str]) -> Effect:
         gone = "row removed" if after is None else "row inserted"
         return Effect(frozenset({gone}), False, tuple(log))
     changed = frozenset(c for c in COMPARED if getattr(before, c) != getattr(after, c))
-    return Effect(changed, after.LastUpdateTime != before.LastUpdateTime, tuple(log))
+    return Effect(changed, after.LastUpdateTime != before.LastUpdateTime, tuple(log),
+                  (after.Status, after.MinorStatus))
 
 
 def pilot_effect(before: tuple, after: tuple) -> Effect:
     changed = frozenset(c for c, b, a in zip(PILOT_COLUMNS, before, after) if b != a and c != "LastUpdateTime")
-    return Effect(changed, before[-2] != after[-2], ())
+    return Effect(changed, before[-2] != after[-2], (), pilot_state(after))
+
+
+def pilot_state(row: tuple) -> tuple[str, str]:
+    return row[PILOT_COLUMNS.index("Status")], row[PILOT_COLUMNS.index("StatusReason")]
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +96,33 @@ def effects(module_env) -> dict[str, tuple[Effect, Effect]]:
         ld, lw = significant(log_rows(env, jd)[nd:]), significant(log_rows(env, jw)[nw:])
         out[name] = (effect(bd, h.row(jd), ld), effect(bw, h.row(jw), lw))
 
-    def submit_d() -> None:
-        state["jd"] = h.submit(SITE)
+    def submit_d(site: str | list[str] = SITE) -> None:
+        state["jd"] = h.submit(site)
 
-    def submit_w() -> None:
-        state["jw"] = w.submit(site=SITE, job_group="bes_analysis")
+    def submit_w(site: str = SITE) -> None:
+        state["jw"] = w.submit(site=site, job_group="bes_analysis")
+
+    def to_running() -> None:
+        """Optimizers, match (with the pilots above) and a Running report on both sides, not compared."""
+        h.optimize(state["jd"])
+        w.optimize(state["jw"])
+        h.match(state["jd"], SITE, pilot_d, CE)
+        w.match(state["jw"], SITE, pilot_id=pilot_w, ce=CE)
+        h.report(state["jd"], "Running", "Job Initialization")
+        w.set_status(state["jw"], "Running", "Job Initialization")
 
     next_second()
     pilot_d = h.submit_pilots(SITE, CE, QUEUE, 1)[0]
     pilot_w = w.submit_pilot(SITE, CE, QUEUE)
     out["pilot submission: pilot row"] = tuple(
         Effect(frozenset(c for c, v in zip(PILOT_COLUMNS, row) if v not in (None, "", 0, 0.0, "Unknown")),
-               row[-2] == row[-1], ()) for row in (pilot_row(pilot_d), pilot_row(pilot_w)))
+               row[-2] == row[-1], (), pilot_state(row)) for row in (pilot_row(pilot_d), pilot_row(pilot_w)))
     compare("submit", submit_d, submit_w)
     submitted = (h.row(state["jd"]), h.row(state["jw"]))
     compare("optimize", lambda: h.optimize(state["jd"]), lambda: w.optimize(state["jw"]))
     pd0, pw0 = pilot_row(pilot_d), pilot_row(pilot_w)
-    compare("match", lambda: h.match(state["jd"], SITE, pilot_d, CE), lambda: w.match(state["jw"], SITE))
+    compare("match", lambda: h.match(state["jd"], SITE, pilot_d, CE),
+            lambda: w.match(state["jw"], SITE, pilot_id=pilot_w, ce=CE))
     out["match: pilot row"] = (pilot_effect(pd0, pilot_row(pilot_d)), pilot_effect(pw0, pilot_row(pilot_w)))
     compare("report Running", lambda: h.report(state["jd"], "Running", "Job Initialization"),
             lambda: w.set_status(state["jw"], "Running", "Job Initialization", source="JobWrapper"))
@@ -129,6 +147,19 @@ def effects(module_env) -> dict[str, tuple[Effect, Effect]]:
     compare("kill", lambda: h.kill(state["jd"]), lambda: w.kill(state["jw"]))
     compare("delete (phase 1)", lambda: h.delete(state["jd"]), lambda: w.delete(state["jw"]))
     compare("remove (phase 2)", lambda: h.remove(state["jd"]), lambda: w.remove(state["jw"]))
+    # a second life: a JDL naming two sites, rescheduled while Running, then deleted while Waiting
+    compare("submit to several sites", lambda: submit_d([SITE, OTHER_SITE]), lambda: submit_w("Multiple"))
+    to_running()
+    compare("reschedule while Running (Site from the JDL)", lambda: h.reschedule(state["jd"]),
+            lambda: w.reschedule(state["jw"]))
+    h.optimize(state["jd"])
+    w.optimize(state["jw"])
+    compare("delete while Waiting (killed first)", lambda: h.delete(state["jd"]), lambda: w.delete(state["jw"]))
+    # a third: deleted while Running, which DIRAC only kills
+    submit_d()
+    submit_w()
+    to_running()
+    compare("delete while Running (ends Killed)", lambda: h.delete(state["jd"]), lambda: w.delete(state["jw"]))
     # submission: the columns the exporter reads are set, and LastUpdateTime = SubmissionTime
     d, wr = submitted
     out["submit: LastUpdateTime = SubmissionTime"] = tuple(
@@ -137,39 +168,17 @@ def effects(module_env) -> dict[str, tuple[Effect, Effect]]:
     return out
 
 
-def mismatch(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"writer.py mismatch: {reason}")
-
-
-W2 = mismatch("W2: a status report from the job (source 'Job...') sets HeartBeatTime in DIRAC (JobStatusUtility "
-              "-> setHeartBeatData; the first Running also through setStartExecTime); DiracWriter.set_status "
-              "leaves it")
 ACTIONS = [
-    "submit", "submit: LastUpdateTime = SubmissionTime", "optimize", "match",
-    pytest.param("match: pilot row", marks=mismatch(
-        "W1: the Matcher sets the pilot Running (StatusReason 'Not given', BenchMark, CurrentJobID, "
-        "LastUpdateTime) and adds JobToPilotMapping; DiracWriter.match leaves the pilot alone")),
-    pytest.param("report Running", marks=W2), "heartbeat",
-    pytest.param("report minor only", marks=W2), pytest.param("report application status only", marks=W2),
-    pytest.param("report Done", marks=W2), "heartbeat after Done",
-    pytest.param("StalledJobAgent: Stalled", marks=mismatch(
-        "W3: StalledJobAgent sets only Status=Stalled (MinorStatus kept); DiracWriter.stall also rewrites "
-        "MinorStatus")),
-    "pilot status update: pilot row",
-    pytest.param("StalledJobAgent: Failed", marks=mismatch(
-        "W3 seen from the next action: DIRAC's Failed changes MinorStatus, the writer's already had it")),
-    pytest.param("reschedule", marks=mismatch(
-        "W4: rescheduleJob resets ApplicationStatus to 'Unknown' (and Site from the JDL); "
-        "DiracWriter.reschedule keeps ApplicationStatus")),
-    "kill",
-    pytest.param("delete (phase 1)", marks=mismatch(
-        "W5: kill_delete_jobs sets MinorStatus 'Checking accounting' with Deleted (and a job not final goes "
-        "through Killed first); DiracWriter.delete sets only Status")),
-    "remove (phase 2)",
-    pytest.param("pilot submission: pilot row", marks=mismatch(
-        "W6: the SiteDirector's setPilotStatus sets StatusReason 'Successfully submitted by the SiteDirector' "
-        "(after addPilotReferences inserted GridSite 'Unknown', DestinationSite 'NotAssigned'); "
-        "DiracWriter.submit_pilot leaves StatusReason 'Unknown' and inserts the row complete")),
+    "pilot submission: pilot row", "submit", "submit: LastUpdateTime = SubmissionTime", "optimize", "match",
+    "match: pilot row", "report Running", "heartbeat", "report minor only", "report application status only",
+    "report Done", "heartbeat after Done", "StalledJobAgent: Stalled", "pilot status update: pilot row",
+    "StalledJobAgent: Failed", "reschedule", "kill", "delete (phase 1)", "remove (phase 2)",
+    "submit to several sites",
+    pytest.param("reschedule while Running (Site from the JDL)", marks=pytest.mark.xfail(strict=True, reason=(
+        "writer.py mismatch W4b: rescheduleJob resets Site from the JDL; DiracWriter only does so with "
+        "reschedule_site_from_jdl, off until the exporter keeps the site of a life that ended and was "
+        "rescheduled between two scrapes (it labels it with the row's reset Site)"))),
+    "delete while Waiting (killed first)", "delete while Running (ends Killed)",
 ]
 
 
