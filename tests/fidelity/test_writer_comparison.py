@@ -186,3 +186,41 @@ ACTIONS = [
 def test_writer_has_dirac_column_effects(effects, action):
     dirac, writer = effects[action]
     assert writer == dirac, f"{action}: DIRAC {dirac}, DiracWriter {writer}"
+
+
+def test_writer_actions_on_both_schema_generations(dirac):
+    """The same fixed actions on the 9.1 and the 8.0 schema (there is no DIRAC 8 here to compare with): every
+    statement fits both, and 8.0's JobParameters go to the attic on a reschedule as DIRAC 8's rescheduleJob
+    moves them."""
+    w, q = dirac.writer, dirac.query
+    jobs, pilots = f"`{dirac.dbs.jobdb}`", f"`{dirac.dbs.pilotdb}`"
+    w.reschedule_site_from_jdl = True
+    pilot = w.submit_pilot(SITE, CE, QUEUE)
+    assert q(f"SELECT Status, StatusReason, GridSite, DestinationSite, Queue FROM {pilots}.PilotAgents"
+             " WHERE PilotID=%s", (pilot,)) == (("Submitted", "Successfully submitted by the SiteDirector", SITE,
+                                                   CE, QUEUE),)
+    job = w.submit()
+    w.optimize(job)
+    w.match(job, SITE, pilot_id=pilot, ce=CE)
+    assert q(f"SELECT Status, StatusReason, CurrentJobID, BenchMark > 0 FROM {pilots}.PilotAgents WHERE PilotID=%s",
+             (pilot,)) == (("Running", "Not given", job, 1),)
+    assert q(f"SELECT PilotID FROM {pilots}.JobToPilotMapping WHERE JobID=%s", (job,)) == ((pilot,),)
+    w.set_status(job, "Running", "Job Initialization")
+    w.set_job_parameters(job, {"HostName": "wn01.ihep.ac.cn"})
+    row = "SELECT Status, MinorStatus, ApplicationStatus, Site, RescheduleCounter, HeartBeatTime IS NOT NULL," \
+          f" StartExecTime IS NOT NULL FROM {jobs}.Jobs WHERE JobID=%s"
+    assert q(row, (job,)) == (("Running", "Job Initialization", "Unknown", SITE, 0, 1, 1),)
+    w.stall(job)
+    w.fail_stalled(job)
+    assert q(f"SELECT Command FROM {jobs}.JobCommands WHERE JobID=%s", (job,)) == (("Kill",),)
+    w.reschedule(job)
+    assert q(row, (job,)) == (("Received", "Job Rescheduled", "Unknown", "ANY", 1, 1, 1),)
+    if w.old:
+        assert q(f"SELECT COUNT(*) FROM {jobs}.JobParameters WHERE JobID=%s", (job,)) == ((0,),)
+        assert q(f"SELECT Name, Value, RescheduleCycle FROM {jobs}.AtticJobParameters WHERE JobID=%s",
+                 (job,)) == (("HostName", "wn01.ihep.ac.cn", 0),)
+    w.optimize(job)
+    w.delete(job)
+    assert q(row, (job,))[0][:2] == ("Deleted", "Checking accounting")
+    w.remove(job)
+    assert q(f"SELECT COUNT(*) FROM {jobs}.Jobs WHERE JobID=%s", (job,)) == ((0,),)
