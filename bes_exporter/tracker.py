@@ -21,6 +21,14 @@ DIRAC"):
 * A life that ended and was rescheduled between two looks (RescheduleCounter jumped) is looked up in
   JobLoggingDB.LoggingInfo by primary key: its first final record before the "Job Rescheduled" one is
   counted. Without access to LoggingInfo such lives are not counted (logged once).
+* A life seen final is settled against its LoggingInfo records (by primary key; DIRAC writes them after
+  the Jobs row): it is counted with the life's *first* final record (a heartbeat can flip Done back to
+  Running before any scrape saw it; StalledJobAgent then fails it), and not at all when that record is
+  older than this process (the life ended before it started). While DIRAC is still between the
+  statements of one action (Status written, MinorStatus or the log record not yet; a stalled job
+  killed on its way to Failed), the life waits for the next collection; a final row that stays the
+  same for a whole collection without a log record (kills are not logged) is counted as it stands.
+  A job with no LoggingInfo at all, or no access to it, is counted as its row says.
 """
 
 from __future__ import annotations
@@ -45,7 +53,15 @@ MAX_ID_SQL = "SELECT MAX(JobID) FROM `{jobdb}`.Jobs"
 
 # Every transition of the given jobs, by primary key (JobID, SeqNum).
 LOGGING_SQL = """
-SELECT JobID, Status, MinorStatus FROM `{logdb}`.LoggingInfo WHERE JobID IN ({ids}) ORDER BY JobID, SeqNum
+SELECT JobID, Status, MinorStatus, StatusTime FROM `{logdb}`.LoggingInfo WHERE JobID IN ({ids})
+ORDER BY JobID, SeqNum
+"""
+
+# The current rows of jobs whose final state is not settled yet, by primary key.
+ROWS_SQL = """
+SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
+       SubmissionTime, StartExecTime, EndExecTime
+FROM `{jobdb}`.Jobs WHERE JobID IN ({ids})
 """
 RESCHEDULED_MINOR = "Job Rescheduled"
 
@@ -86,13 +102,16 @@ class Changes:
 
 
 class _Life:
-    __slots__ = ("seen", "rc", "closed", "started")
+    __slots__ = ("seen", "rc", "closed", "started", "stalled", "pending", "site")
 
     def __init__(self, seen: dt.datetime, rc: int | None, closed: bool = False, started: bool = False):
         self.seen = seen
         self.rc = rc
         self.closed = closed
         self.started = started
+        self.stalled = False  # last seen Stalled: a kill is StalledJobAgent's step towards Failed
+        self.pending: tuple | None = None  # (collection, Status, MinorStatus) of an unsettled final row
+        self.site: str | None = None  # as last seen: a reschedule resets Site (to the JDL's, often ANY)
 
 
 class JobTracker:
@@ -115,8 +134,12 @@ class JobTracker:
         self.max_id = 0  # highest JobID seen by the end of the previous collection
         self._new_above = 0  # max_id as it was when this collection started
         self._logging_sql = LOGGING_SQL.replace("{logdb}", logdb)
-        self._unseen: list[tuple[tuple, range]] = []  # (row, lives that ended between two looks)
+        self._unseen: list[tuple[tuple, range, str]] = []  # (row, lives ended between two looks, their site)
         self._logging_error: str | None = None
+        self._final: dict[int, tuple] = {}  # rows seen final in this collection, to settle
+        self.collection = 0
+        self.started_at: dt.datetime | None = None
+        self._rows_sql = ROWS_SQL.replace("{jobdb}", jobdb)
         self._sql = CHANGED_SQL.format(jobdb=jobdb)
         self._max_id_sql = MAX_ID_SQL.format(jobdb=jobdb)
         self._active_sql = ACTIVE_IDS_SQL.format(
@@ -124,8 +147,11 @@ class JobTracker:
 
     def update(self, db: Database, now: dt.datetime) -> Changes:
         changes = Changes()
+        self.collection += 1
+        self._final = {}
         first = self.prev_start is None
         if first:  # LastUpdateTime has 1 s resolution: a job of this very second counts as older
+            self.started_at = now
             self.born_after = now + dt.timedelta(seconds=1)
             self.max_id = int(db.query(self._max_id_sql)[0][0] or 0)
             self._resync(db, now)
@@ -159,6 +185,7 @@ class JobTracker:
         except Exception:
             self.cursor = key if key != low else self.cursor
             raise
+        self._settle(db, now, changes)
         if self._unseen:
             self._count_unseen(db, changes)
         if not first and (self.last_resync is None or now - self.last_resync >= self.resync_every):
@@ -180,7 +207,7 @@ class JobTracker:
             else:
                 first_unseen = life.rc + 1 if life.closed else life.rc
             if first_unseen < rc:
-                self._unseen.append((row, range(first_unseen, rc)))
+                self._unseen.append((row, range(first_unseen, rc), (life and life.site) or site))
         if status in FINAL_STATES:
             if life is not None and life.rc == rc and life.closed:
                 life.seen = now
@@ -189,49 +216,104 @@ class JobTracker:
             if life is None:
                 life = self.lives[job_id] = _Life(now, rc)
             self._started(life, site, submitted, start, probe, changes)
-            life.seen, life.rc, life.closed = now, rc, True
+            life.seen, life.rc = now, rc
             if known:
-                changes.finished.append(Finished(job_id, site, status, minor, probe, start, end, lut))
+                self._final[job_id] = row
+            else:
+                life.closed = True
             return
         if status not in ACTIVE_STATES:  # Deleted: gone for good; if it was active, DIRAC killed it first
             was_active = (life is not None and not life.closed) or (life is None and new)
             if was_active and (life is None or life.rc in (None, rc)):
                 changes.finished.append(Finished(job_id, site, "Killed", "Marked for termination", probe, start,
                                                  end, lut))
+            self._final.pop(job_id, None)
             if life is not None:
-                life.seen, life.rc, life.closed = now, rc, True
+                life.seen, life.rc, life.closed, life.pending = now, rc, True, None
             else:
                 self.lives[job_id] = _Life(now, rc, closed=True)
             return
+        self._final.pop(job_id, None)
         if life is None:
             life = self.lives[job_id] = _Life(now, rc)
         elif life.rc != rc:  # rescheduled: a new life
             life.rc, life.closed = rc, False
-        life.seen = now
+        life.seen, life.pending, life.stalled, life.site = now, None, status == "Stalled", site
         self._started(life, site, submitted, start, probe, changes)
 
-    def _count_unseen(self, db: Database, changes: Changes) -> None:
-        """Count lives that ended between two looks from their LoggingInfo records (by primary key)."""
-        pending, self._unseen = self._unseen, []
-        ids = sorted({row[0] for row, _ in pending})
-        records: dict[int, list[tuple[str, str]]] = {}
+    def _settle(self, db: Database, now: dt.datetime, changes: Changes) -> None:
+        """Count the lives seen final in this collection (and those still pending) as LoggingInfo says."""
+        waiting = [j for j, life in self.lives.items() if life.pending is not None and j not in self._final]
+        for i in range(0, len(waiting), 1000):  # pending lives whose row did not move: re-read by PK
+            chunk = waiting[i:i + 1000]
+            for row in db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk):
+                self._row(row, now, changes)
+        rows, self._final = self._final, {}
+        if not rows:
+            return
+        records = self._logging(db, sorted(rows))
+        for job_id, row in rows.items():
+            self._settle_one(row, self.lives[job_id], None if records is None else records.get(job_id, []),
+                             changes)
+
+    def _settle_one(self, row: tuple, life: _Life, records: list[tuple] | None, changes: Changes) -> None:
+        job_id, site, status, minor, group, rc, lut, _submitted, start, end = row
+        probe = group == self.probe_group
+        if records:
+            segment, first_final = 0, None
+            for rec_status, rec_minor, when in records:
+                if rec_minor == RESCHEDULED_MINOR:
+                    segment += 1
+                elif segment == rc and rec_status in FINAL_STATES and first_final is None:
+                    first_final = (rec_status, rec_minor, when)
+            if first_final is not None:
+                life.closed, life.pending = True, None
+                rec_status, rec_minor, when = first_final
+                if self.started_at is not None and when is not None and when < self.started_at:
+                    return  # this life ended before the exporter started (and was flipped back since)
+                if not rec_minor or rec_minor == "idem":
+                    rec_minor = minor if rec_status == status else "Unknown"
+                changes.finished.append(Finished(job_id, site, rec_status, rec_minor, probe, start, end, lut))
+                return
+            unsettled = status != "Killed" or life.stalled
+            settled_since = life.pending is not None and life.pending[1:] == (status, minor) \
+                and life.pending[0] < self.collection
+            if unsettled and not settled_since:
+                if life.pending is None or life.pending[1:] != (status, minor):
+                    life.pending = (self.collection, status, minor)
+                return
+        life.closed, life.pending = True, None
+        changes.finished.append(Finished(job_id, site, status, minor, probe, start, end, lut))
+
+    def _logging(self, db: Database, ids: list[int]) -> dict[int, list[tuple]] | None:
+        """LoggingInfo records (Status, MinorStatus, StatusTime) of the given jobs; None if unreadable."""
+        records: dict[int, list[tuple]] = {}
         try:
             for i in range(0, len(ids), 1000):
                 chunk = ids[i:i + 1000]
                 sql = self._logging_sql.replace("{ids}", ", ".join(["%s"] * len(chunk)))
-                for job_id, status, minor in db.query(sql, chunk):
-                    records.setdefault(job_id, []).append((status, minor))
-            self._logging_error = None
-        except Exception as exc:  # noqa: BLE001 - without LoggingInfo these lives cannot be counted
+                for job_id, status, minor, when in db.query(sql, chunk):
+                    records.setdefault(job_id, []).append((status, minor, when))
+        except Exception as exc:  # noqa: BLE001 - without LoggingInfo, rows are taken as they stand
             if str(exc) != self._logging_error:
-                log.warning("cannot read JobLoggingDB.LoggingInfo (%s): %d job lives that ended and were"
-                            " rescheduled between two scrapes are not counted; grant SELECT on it", exc, len(ids))
+                log.warning("cannot read JobLoggingDB.LoggingInfo (%s): job lives are counted as their rows"
+                            " stand, and those that ended and were rescheduled between two scrapes are not"
+                            " counted; grant SELECT on it", exc)
             self._logging_error = str(exc)
+            return None
+        self._logging_error = None
+        return records
+
+    def _count_unseen(self, db: Database, changes: Changes) -> None:
+        """Count lives that ended between two looks from their LoggingInfo records (by primary key)."""
+        pending, self._unseen = self._unseen, []
+        records = self._logging(db, sorted({row[0] for row, _, _ in pending}))
+        if records is None:
             return
-        for row, lives in pending:
-            job_id, site, _status, _minor, group, _rc, lut = row[:7]
+        for row, lives, site in pending:
+            job_id, _site, _status, _minor, group, _rc, lut = row[:7]
             segment, finals = 0, {}
-            for status, minor in records.get(job_id, []):
+            for status, minor, _when in records.get(job_id, []):
                 if minor == RESCHEDULED_MINOR:
                     segment += 1
                 elif status in FINAL_STATES and segment not in finals:

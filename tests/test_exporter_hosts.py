@@ -83,6 +83,8 @@ def test_host_counters_exact(dirac_old):
     # a reschedule is a new life, counted again where it ends
     w.reschedule(running)
     exp.scrape()
+    w.optimize(running)
+    w.match(running, IHEP)  # rescheduled: Site back to the JDL's ('ANY') until matched again
     w.set_status(running, "Running", "Application", "Running")
     w.set_host(running, WN2)
     w.set_status(running, "Done", "Execution Complete")

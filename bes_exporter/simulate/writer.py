@@ -63,9 +63,6 @@ class DiracWriter:
     # ---- statements, and the journal that lets a transaction survive a transient error --------------
 
     journal: list[tuple[str, object, bool]] | None = None  # the open transaction's writes (begin() .. commit())
-    # DIRAC's rescheduleJob also resets Site from the JDL ('ANY' for most jobs). Off until the exporter keeps
-    # the site of a life that ended and was rescheduled between two scrapes (it takes the row's current Site).
-    reschedule_site_from_jdl = False
     recovered = 0  # transactions rebuilt after a transient error
 
     def begin(self) -> None:
@@ -280,8 +277,8 @@ class DiracWriter:
     def reschedule(self, job_id: int, *, when: dt.datetime | None = None) -> None:
         """JobDB.rescheduleJob: job parameters to the attic (8.0: JobParameters; 9.1 keeps them in
         OpenSearch), optimizer parameters dropped; Status Received without LUT, then counter+1, 'Job
-        Rescheduled', ApplicationStatus 'Unknown', LUT = RescheduleTime (and Site from the JDL with
-        ``reschedule_site_from_jdl``); Start/End/HeartBeat times kept. One LoggingInfo record."""
+        Rescheduled', ApplicationStatus 'Unknown', LUT = RescheduleTime, Site from the JDL ('ANY' for most
+        jobs); Start/End/HeartBeat times kept. One LoggingInfo record."""
         when = when or self.clock()
         db = self.dbs.jobdb
         if self.old:
@@ -290,15 +287,12 @@ class DiracWriter:
                     f" JOIN `{db}`.Jobs j USING (JobID) WHERE p.JobID=%s", (job_id,))
             self._x(f"DELETE FROM `{db}`.JobParameters WHERE JobID=%s", (job_id,))
         self._x(f"DELETE FROM `{db}`.OptimizerParameters WHERE JobID=%s", (job_id,))
-        site = []
-        if self.reschedule_site_from_jdl:
-            jdl = self._one(f"SELECT OriginalJDL FROM `{db}`.JobJDLs WHERE JobID=%s", (job_id,))
-            site = [jdl_site(jdl[0] if jdl else "")]
+        jdl = self._one(f"SELECT OriginalJDL FROM `{db}`.JobJDLs WHERE JobID=%s", (job_id,))
         self.set_attributes(job_id, update=False, Status="Received")
         self._x(
-            f"UPDATE `{db}`.Jobs SET RescheduleCounter=RescheduleCounter+1, {'Site=%s, ' if site else ''}"
+            f"UPDATE `{db}`.Jobs SET RescheduleCounter=RescheduleCounter+1, Site=%s, "
             "MinorStatus=%s, ApplicationStatus='Unknown', LastUpdateTime=%s, RescheduleTime=%s WHERE JobID=%s",
-            (*site, "Job Rescheduled", when, when, job_id),
+            (jdl_site(jdl[0] if jdl else ""), "Job Rescheduled", when, when, job_id),
         )
         self._log(job_id, "Received", "Job Rescheduled", "Unknown", "JobManager", when)
 

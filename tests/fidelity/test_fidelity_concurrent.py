@@ -24,7 +24,7 @@ from fidelity_util import (
     expected_finished,
     exported,
 )
-from scenario import KNOWN_BUG_SITE, Lives, mixed
+from scenario import Lives, mixed
 
 from bes_exporter.labels import ce_label, site_label
 from bes_exporter.scrapers import SCRAPERS
@@ -134,29 +134,12 @@ def test_scenario_covers_every_kind_and_stays_bounded(run):
     assert run.seconds < 110, f"the concurrent scenario took {run.seconds:.0f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="exporter bug B6: Done flipped back to Running by a heartbeat before any "
-                                       "scrape saw it is counted Failed when StalledJobAgent fails the job; see "
-                                       "test_fidelity_races.py")
 def test_finished_and_failed_counters_equal_ground_truth(run):
     fin, fail = expected_finished(_lives(run))
     s = _final(run)
     got_fin = exported(s, "dirac_jobs_finished_total", "site", "status")
     got_fail = exported(s, "dirac_jobs_failed_total", "site", "reason")
     assert (got_fin, got_fail) == (fin, fail), f"finished:\n{diff(fin, got_fin)}\nfailed:\n{diff(fail, got_fail)}"
-
-
-def test_finished_and_failed_counters_exact_apart_from_known_bugs(run):
-    """Every site but the one running the known-bug kind (B6) is counted exactly; remove this test when
-    the test above passes."""
-    def other(c: Counter) -> Counter:
-        return Counter({k: v for k, v in c.items() if k[0] != KNOWN_BUG_SITE})
-
-    fin, fail = expected_finished(_lives(run))
-    s = _final(run)
-    got_fin = other(exported(s, "dirac_jobs_finished_total", "site", "status"))
-    got_fail = other(exported(s, "dirac_jobs_failed_total", "site", "reason"))
-    assert got_fin == other(fin), f"finished:\n{diff(other(fin), got_fin)}"
-    assert got_fail == other(fail), f"failed:\n{diff(other(fail), got_fail)}"
 
 
 def test_active_gauges_equal_group_by_at_quiescent_points(run):

@@ -1,5 +1,5 @@
 """Deterministic interleavings of DIRAC's writes and the exporter's scrapes, one per documented rule and
-one per bug found (B1-B6; those still open are strict xfails; see docs/how-it-reads-dirac.md). Each test starts
+one per bug found (B1-B6, all fixed; see docs/how-it-reads-dirac.md). Each test starts
 its own ``bes-exporter`` server; the DIRAC databases are shared by the module, each test uses fresh jobs.
 
 A *probe* scrape runs inside a DIRAC action, right after one of DIRAC's write methods returned (the
@@ -123,9 +123,8 @@ def test_b1_job_deleted_while_waiting_is_counted_killed(h, exporter):
     assert fin == Counter({(SITE, "Killed"): 1})
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a scrape between JobDB's Status statement and its MinorStatus "
-                                       "statement counts the failure under the previous MinorStatus")
 def test_b2_failure_reason_is_the_final_minor_status(h, exporter, probe):
+    """B2, fixed in the tracker: a final row without its LoggingInfo record waits for the next collection."""
     job, _ = running(h)
     exporter.scrape()
     probe.armed = {"setJobsMajorStatus"}
@@ -136,9 +135,8 @@ def test_b2_failure_reason_is_the_final_minor_status(h, exporter, probe):
     assert fail == Counter({(SITE, "application_error"): 1})
 
 
-@pytest.mark.xfail(strict=True, reason="B3: StalledJobAgent kills a stalled job (Killed) before setting it "
-                                       "Failed; a scrape in between counts the life as Killed")
 def test_b3_stalled_job_is_counted_failed_not_killed(h, exporter, probe):
+    """B3, fixed in the tracker: a stalled job seen Killed (unlogged) waits for StalledJobAgent's Failed."""
     job, pilot = running(h)
     time.sleep(1.1)
     assert h.mark_stalled(job)
@@ -164,9 +162,8 @@ def test_b4_failed_and_rescheduled_between_scrapes_is_counted(h, exporter):
     assert fail == Counter({(SITE, "application_error"): 1})
 
 
-@pytest.mark.xfail(strict=True, reason="B6: Done flipped back to Running by a heartbeat before any scrape saw "
-                                       "it: the life is counted when StalledJobAgent fails the job, as Failed")
 def test_b6_done_then_heartbeat_before_a_scrape_is_counted_done(h, exporter):
+    """B6, fixed in the tracker: a life is counted with its first final LoggingInfo record."""
     job, pilot = running(h)
     exporter.scrape()
     h.report(job, "Done", "Execution Complete", app="Finished")

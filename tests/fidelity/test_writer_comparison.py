@@ -174,10 +174,7 @@ ACTIONS = [
     "report Done", "heartbeat after Done", "StalledJobAgent: Stalled", "pilot status update: pilot row",
     "StalledJobAgent: Failed", "reschedule", "kill", "delete (phase 1)", "remove (phase 2)",
     "submit to several sites",
-    pytest.param("reschedule while Running (Site from the JDL)", marks=pytest.mark.xfail(strict=True, reason=(
-        "writer.py mismatch W4b: rescheduleJob resets Site from the JDL; DiracWriter only does so with "
-        "reschedule_site_from_jdl, off until the exporter keeps the site of a life that ended and was "
-        "rescheduled between two scrapes (it labels it with the row's reset Site)"))),
+    "reschedule while Running (Site from the JDL)",
     "delete while Waiting (killed first)", "delete while Running (ends Killed)",
 ]
 
@@ -194,7 +191,6 @@ def test_writer_actions_on_both_schema_generations(dirac):
     moves them."""
     w, q = dirac.writer, dirac.query
     jobs, pilots = f"`{dirac.dbs.jobdb}`", f"`{dirac.dbs.pilotdb}`"
-    w.reschedule_site_from_jdl = True
     pilot = w.submit_pilot(SITE, CE, QUEUE)
     assert q(f"SELECT Status, StatusReason, GridSite, DestinationSite, Queue FROM {pilots}.PilotAgents"
              " WHERE PilotID=%s", (pilot,)) == (("Submitted", "Successfully submitted by the SiteDirector", SITE,
