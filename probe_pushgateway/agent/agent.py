@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, make_backend
+from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, NoOutput, make_backend
 from .config import Config, ConfigError
 from .diracjob import DiracError, build_probe_job, configured_sites, initialize, probe_push, target_probe
+from .harvest import MAX_OUTPUT, PROBE_LOG, HarvestRefused, NoResult, parse_result
 from .jobdb import JobDB, JobDBError, ProbeJobRow, SiteActivity
 from .pushgw import Group, PushError, Pushgateway
 from .state import StateError, StateStore
@@ -30,6 +31,7 @@ log = logging.getLogger("bes_probe_agent")
 AGENT_JOB = "bes_probe_agent"
 PROBE_JOB = "bes_probe"
 STATUSES = ("ok", "failed", "bad", "busy", "unknown")
+HARVEST_OUTCOMES = ("pushed", "refused", "missing")
 # A probe result counts for a job if pushed after the job's submission (minus this clock slack).
 CLOCK_SLACK = 120.0
 
@@ -43,6 +45,7 @@ class CycleStats:
     pending: int = 0
     reaped: int = 0
     pushed: int = 0
+    harvested: int = 0
     deleted_groups: int = 0
     failures: collections.Counter = field(default_factory=collections.Counter)
 
@@ -56,7 +59,8 @@ class CycleStats:
 
     def summary(self) -> str:
         done = (f"submitted={self.submitted} pending={self.pending}" if self.command == "submit"
-                else f"reaped={self.reaped} pushed={self.pushed} deleted_groups={self.deleted_groups}")
+                else f"reaped={self.reaped} harvested={self.harvested} pushed={self.pushed}"
+                     f" deleted_groups={self.deleted_groups}")
         bad = " ".join(f"{k}={v}" for k, v in sorted(self.failures.items())) or "none"
         return f"{self.command} cycle: {done}; failures: {bad}"
 
@@ -79,6 +83,8 @@ class Candidate:
     waited: float
     ran: float
     submitted: float | None = None
+    ended: float | None = None
+    backend: str | None = None  # the back-end of a job the submitter recorded (only those are harvested)
 
 
 def classify(waiting: bool, activity: SiteActivity) -> str:
@@ -154,9 +160,14 @@ class Agent:
             "dirac_probe_submitted_timestamp_seconds": "When the agent last submitted a probe job for this target",
             "dirac_probe_status": "Probe state of the target (one-hot): ok, failed, bad, busy, unknown",
             "dirac_site_downtime": "1 while the target is in a declared scheduled downtime",
+            "dirac_probe_harvests": "Probe results the reaper looked for in finished probe jobs' output, by outcome",
         }
         for name, value in values.items():
-            if isinstance(value, dict):
+            if name == "dirac_probe_harvests" and isinstance(value, dict):
+                c = Counter(name, helps[name], ["outcome"], registry=reg)
+                for label, v in value.items():
+                    c.labels(label).inc(v)
+            elif isinstance(value, dict):
                 g = Gauge(name, helps[name], ["status"], registry=reg)
                 for label, v in value.items():
                     g.labels(label).set(v)
@@ -365,7 +376,7 @@ class Agent:
                     key, rec = recorded[jid]
                     sub = float(rec.get("submitted") or st.submitted or now)
                     cands[jid] = Candidate(jid, target_from_key(key), st.status, now - sub,
-                                           now - float(st.started or sub), sub)
+                                           now - float(st.started or sub), sub, st.ended, backend.name)
             except BackendError as exc:
                 stats.fail("dirac", exc)
         for jid, c in cands.items():
@@ -384,7 +395,8 @@ class Agent:
                 timed_out.append((c, False))
         for h in snapshot["finished"]:
             finished.append(Candidate(str(h.get("job_id")), target_from_key(h.get("key", "")),
-                                      h.get("status", UNKNOWN), 0, 0, float(h.get("submitted") or 0)))
+                                      h.get("status", UNKNOWN), 0, 0, float(h.get("submitted") or 0),
+                                      backend=h.get("backend")))
 
         activity: dict[str, SiteActivity] | None = None
         if timed_out:
@@ -415,20 +427,35 @@ class Agent:
                 stats.reaped += 1
             except BackendError as exc:
                 stats.fail("dirac", exc)
+        harvests: dict[str, collections.Counter] = {}
         for c in finished:
             if results is None:
                 continue  # cannot tell whether the probe reported; decide next cycle
-            removed.add(c.job_id)
             if c.target is None:
+                removed.add(c.job_id)
                 continue
             res = results.get(c.target.key)
             since = (c.submitted or 0) - CLOCK_SLACK
             if res is None or res.time < since:
-                log.info("probe job %s for %s ended %s without a probe result", c.job_id, c.target, c.status)
-                events[c.target.state_key] = {"status": "failed", "time": now, "job_id": c.job_id}
+                outcome, res = self._harvest(backend, c, now, stats)
+                if outcome is None:
+                    continue  # DIRAC or the Pushgateway failed: try again next cycle (within harvest_max_age)
+                if outcome:
+                    harvests.setdefault(c.target.state_key, collections.Counter())[outcome] += 1
+                if res is not None:
+                    results[c.target.key] = res
+                else:
+                    log.info("probe job %s for %s ended %s without a probe result", c.job_id, c.target, c.status)
+                    events[c.target.state_key] = {"status": "failed", "time": now, "job_id": c.job_id}
+            removed.add(c.job_id)
         try:
             with self.state.locked() as s:
                 s["events"].update(events)
+                for key, counts in harvests.items():
+                    total = collections.Counter(s["harvests"].get(key) or {})
+                    total.update(counts)
+                    s["harvests"][key] = dict(total)
+                harvest_totals = dict(s["harvests"])
                 s["pending"] = {k: v for k, v in s["pending"].items() if v.get("job_id") not in removed}
                 s["finished"] = [h for h in s["finished"] if str(h.get("job_id")) not in removed]
                 current_events = dict(s["events"])
@@ -437,6 +464,7 @@ class Agent:
             stats.fail("state", exc)
             current_events = {**snapshot["events"], **events}
             submitted = snapshot["submitted"]
+            harvest_totals = snapshot["harvests"]
 
         if results is not None and groups is not None and targets is not None:
             # What the Pushgateway holds of ours: after a restart without persistence (or a wipe) the
@@ -449,6 +477,8 @@ class Agent:
                 down = 1.0 if in_downtime(target, downtimes, now) else 0.0
                 values: dict[str, float | dict[str, float]] = {
                     "dirac_probe_status": {s: float(s == status) for s in STATUSES}, "dirac_site_downtime": down}
+                counts = harvest_totals.get(target.state_key) or {}
+                values["dirac_probe_harvests"] = {o: float(counts.get(o) or 0) for o in HARVEST_OUTCOMES}
                 sub = float(submitted.get(target.state_key) or 0)
                 if sub and (on_pgw.get(target.key) or 0) < sub:
                     log.info("%s: dirac_probe_submitted_timestamp_seconds missing from the Pushgateway (restarted?),"
@@ -462,6 +492,44 @@ class Agent:
                     break  # the Pushgateway is down: do not time out once per target
             self._retire(targets, groups, stats)
         return stats
+
+    def _harvest(self, backend: Backend | None, c: Candidate, now: float, stats: CycleStats
+                 ) -> tuple[str | None, ProbeResult | None]:
+        """Push the result a finished probe job printed because its own push failed (``bes-probe`` exit 2).
+
+        Only jobs the submitter recorded on this back-end, ended within ``probe.harvest_max_age``; the result
+        must be for the job's target and run within the job's life (:func:`.harvest.parse_result`). Returns
+        (outcome, result): outcome ``pushed``, ``refused``, ``missing``, ``""`` (not looked for) or None (a
+        DIRAC or Pushgateway failure: try again next cycle).
+        """
+        assert c.target is not None
+        max_age = self.cfg.harvest_max_age
+        if backend is None or c.backend != backend.name or not max_age:
+            return "", None
+        if now - float(c.ended or c.submitted or now) > max_age:
+            log.info("probe job %s for %s ended more than %.0f s ago: not harvested", c.job_id, c.target, max_age)
+            return "", None
+        try:
+            output = backend.read_output(c.job_id, PROBE_LOG, MAX_OUTPUT)
+            found = parse_result(output, c.target, (c.submitted or 0) - CLOCK_SLACK, now + CLOCK_SLACK)
+        except (NoOutput, NoResult) as exc:
+            log.info("probe job %s for %s: no result to harvest: %s", c.job_id, c.target, exc)
+            return "missing", None
+        except BackendError as exc:
+            stats.fail("dirac", exc)
+            return None, None
+        except HarvestRefused as exc:
+            log.warning("probe job %s for %s: harvested result refused: %s", c.job_id, c.target, exc)
+            return "refused", None
+        try:
+            self.pgw.push(PROBE_JOB, {"site": c.target.site, "ce": c.target.ce_label}, found.registry)
+        except PushError as exc:
+            stats.fail("pushgateway", exc)
+            return None, None
+        stats.harvested += 1
+        log.info("probe job %s for %s: result harvested from its output and pushed (%s)", c.job_id, c.target,
+                 "ok" if found.success else "failed")
+        return "pushed", ProbeResult(time=found.run_time, success=found.success)
 
     def _retire(self, targets: list[Target], groups: list[Group], stats: CycleStats) -> None:
         """Delete the agent's and the probe's groups of targets no longer configured."""

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class BackendError(Exception):
     """A back-end call failed (a DIRAC ``S_ERROR``, an exception inside DIRAC, a local run problem)."""
 
 
+class NoOutput(BackendError):
+    """The job has no output sandbox, or the file is not in it."""
+
+
 @dataclass
 class JobState:
     """What a back-end knows about one job; times are Unix seconds (None when unknown)."""
@@ -44,6 +49,7 @@ class JobState:
     site: str | None = None
     submitted: float | None = None
     started: float | None = None
+    ended: float | None = None
 
 
 class Backend(Protocol):
@@ -60,6 +66,9 @@ class Backend(Protocol):
 
     def kill(self, job_id: str) -> None:
         """Kill the job and delete it."""
+
+    def read_output(self, job_id: str, name: str, limit: int) -> str:
+        """The first ``limit`` bytes of file ``name`` of the job's output sandbox (:class:`NoOutput` if absent)."""
 
 
 def _epoch(value: Any) -> float | None:
@@ -122,12 +131,43 @@ class DiracBackend:
             out[str(jid)] = JobState(
                 job_id=str(jid), status=status if status and status != "None" else UNKNOWN,
                 site=info.get("Site") if info.get("Site") not in (None, "None") else None,
-                submitted=_epoch(info.get("SubmissionTime")))
+                submitted=_epoch(info.get("SubmissionTime")),
+                ended=_epoch(info.get("EndExecTime")) or _epoch(info.get("LastUpdateTime")))
         return out
 
     def kill(self, job_id: str) -> None:
         self._call(f"killing probe job {job_id}", "killJob", int(job_id))
         self._call(f"deleting probe job {job_id}", "deleteJob", int(job_id))
+
+    def read_output(self, job_id: str, name: str, limit: int) -> str:
+        """Download the output sandbox archive (never unpacked: a worker node builds it) and read one member."""
+        from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient, ZstdCompatibleTarFile
+
+        what = f"output sandbox of probe job {job_id}"
+        try:
+            result = SandboxStoreClient().downloadSandboxForJob(int(job_id), "Output", unpack=False)
+        except Exception as exc:  # noqa: BLE001 - DIRAC clients can raise instead of returning S_ERROR
+            raise BackendError(f"{what}: DIRAC raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                               ) from None
+        try:
+            archives = check_result(result, what) or []
+        except DiracError as exc:
+            raise NoOutput(str(exc)) from None
+        try:
+            for archive in reversed(archives):  # the newest sandbox first
+                with ZstdCompatibleTarFile(archive, mode="r") as tf:
+                    member = next((m for m in tf.getmembers() if m.isfile()
+                                   and os.path.basename(m.name) == name), None)
+                    fh = tf.extractfile(member) if member is not None else None
+                    if fh is not None:
+                        return fh.read(limit).decode(errors="replace")
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise BackendError(f"{what}: unreadable archive ({' '.join(str(exc).split())[:200]})") from None
+        finally:
+            for archive in archives:  # DIRAC leaves each archive in its own TMSB.* temporary directory
+                if os.path.basename(os.path.dirname(str(archive))).startswith("TMSB."):
+                    shutil.rmtree(os.path.dirname(str(archive)), ignore_errors=True)
+        raise NoOutput(f"{what}: no {name} in it")
 
 
 def venv_bin() -> str:
@@ -218,7 +258,8 @@ class LocalBackend:
                 continue
             state = JobState(job_id, "Running", info.get("site"), info.get("submitted"), info.get("submitted"))
             try:
-                state.status = json.loads((jobdir / "result.json").read_text())["status"]
+                result = json.loads((jobdir / "result.json").read_text())
+                state.status, state.ended = result["status"], result.get("finished")
             except (OSError, ValueError, KeyError):
                 if not self._alive(job_id, int(info.get("pid", 0))):
                     # died without a result (or its result just appeared: read once more)
@@ -255,6 +296,18 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 pass
         shutil.rmtree(jobdir, ignore_errors=True)
+
+    def read_output(self, job_id: str, name: str, limit: int) -> str:
+        """``name`` from the job's working directory, which DIRAC's local mode keeps (``Local_*_JobDir``):
+        the file the job wrapper would have put in the output sandbox."""
+        found = sorted(self._dir(job_id).glob(f"Local_*_JobDir/{name}"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise NoOutput(f"output of local probe job {job_id}: no {name} (no output sandbox)")
+        try:
+            with open(found[-1], "rb") as fh:
+                return fh.read(limit).decode(errors="replace")
+        except OSError as exc:
+            raise BackendError(f"output of local probe job {job_id}: {exc.strerror}") from None
 
     def _prune(self) -> None:
         """Remove the directories of all but the newest finished local jobs."""

@@ -52,6 +52,7 @@ SCHEMA: dict[str, Any] = {
         "cpu_time": (int, 900),
         "done_window": ((int, float), 3600),
         "result_max_age": ((int, float), None),
+        "harvest_max_age": ((int, float), None),
     },
     "pushgateway": {
         "url": (str, REQUIRED),
@@ -124,6 +125,12 @@ class Config:
         """How long a probe result or timeout class stays valid (default: period + both timeouts)."""
         p = self.probe
         return p["result_max_age"] or p["period"] + p["waiting_timeout"] + p["running_timeout"]
+
+    @property
+    def harvest_max_age(self) -> float:
+        """Finished probe jobs older than this are not harvested (default: ``result_max_age``; 0: never)."""
+        value = self.probe["harvest_max_age"]
+        return self.result_max_age if value is None else value
 
 
 def _type_name(types) -> str:

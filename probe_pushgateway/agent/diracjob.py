@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import render
+from .harvest import PROBE_LOG
 from .targets import Target
 
 _initialized: set[tuple] = set()
@@ -187,7 +188,10 @@ def build_probe_job(target: Target, probe: dict, pushgateway_url: str, push: dic
     sandbox += [str(Path(v).resolve()) for k, v in (push or {}).items() if k != "probe_user"]
     check_result(job.setInputSandbox(sandbox), f"{target}: input sandbox")
     argv = probe_arguments(target, probe, pushgateway_url, push)
-    check_result(job.setExecutable(argv[0], arguments=shlex.join(argv[1:])), f"{target}: executable")
+    # The probe's stdout (its result, when its own push failed) goes to PROBE_LOG, in the output sandbox.
+    check_result(job.setExecutable(argv[0], arguments=shlex.join(argv[1:]), logFile=PROBE_LOG),
+                 f"{target}: executable")
+    check_result(job.setOutputSandbox([PROBE_LOG]), f"{target}: output sandbox")
     if job.errorDict:
         raise DiracError(f"{target}: {one_line(job.errorDict)}")
     return job

@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, delete_from_gateway, pushadd_to_gateway
+from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_gateway, pushadd_to_gateway
 
 from ..push import PushTarget
 
@@ -81,6 +81,14 @@ class Pushgateway:
         try:
             pushadd_to_gateway(self.url, job=job, registry=registry, grouping_key=grouping_key,
                                timeout=self.timeout, handler=self._handler())
+        except (OSError, ValueError) as exc:
+            raise PushError(f"push to {self.url} failed: {_why(exc)}") from None
+
+    def push(self, job: str, grouping_key: dict[str, str], registry: CollectorRegistry) -> None:
+        """PUT: replace the whole group."""
+        try:
+            push_to_gateway(self.url, job=job, registry=registry, grouping_key=grouping_key, timeout=self.timeout,
+                            handler=self._handler())
         except (OSError, ValueError) as exc:
             raise PushError(f"push to {self.url} failed: {_why(exc)}") from None
 

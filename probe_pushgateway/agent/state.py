@@ -6,6 +6,8 @@
 - ``events``:   state key -> {status, time, job_id}: the latest timeout class (bad/busy/unknown) or
   ``failed`` (a probe job that ended without the probe's own result) per target;
 - ``submitted``: state key -> Unix time of the latest submission;
+- ``harvests``: state key -> {outcome: count}: results harvested from probe jobs' output (``pushed``,
+  ``refused``, ``missing``), pushed as the counter ``dirac_probe_harvests_total{outcome}``;
 - ``identity``: {owner, owner_group} of the agents' own probe jobs in JobDB, learnt from a job they
   submitted (unless ``probe.owner``/``probe.owner_group`` are configured).
 """
@@ -19,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-EMPTY = {"pending": {}, "finished": [], "events": {}, "submitted": {}, "identity": {}}
+EMPTY = {"pending": {}, "finished": [], "events": {}, "submitted": {}, "identity": {}, "harvests": {}}
 
 
 class StateError(Exception):

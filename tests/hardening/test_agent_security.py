@@ -336,12 +336,17 @@ def test_per_site_probe_credentials_shipped_with_the_probe_job(dirac_cfg, probe_
         pgw.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="gap: the reaper does not harvest a result the probe printed to stdout"
-                                       " when its push failed (docs/security.md, Gaps)")
-def test_reaper_harvests_a_result_the_probe_could_not_push(dirac_cfg, probe_pyz, tls_material, tmp_path):
+@pytest.mark.parametrize("output", ["as_written", "lost", "other_site", "replayed"])
+def test_reaper_harvests_a_result_the_probe_could_not_push(output, dirac_cfg, probe_pyz, tls_material, tmp_path,
+                                                           caplog):
     """The probe's push refused (its password file is wrong): bes-probe exits 2 and prints the exposition
-    between marker lines in the job's stdout; the reaper should push it for the probe's target."""
+    between marker lines; DIRAC's job wrapper (local back-end, the real one) writes it to bes-probe.log, in
+    the job's output sandbox. The reaper pushes it for the job's target with its own credentials, marked
+    ``dirac_probe_harvested``. A lost log is one line; a result for another site or from before the job is
+    refused (the worker node is not trusted); both counted in ``dirac_probe_harvests_total{outcome}``."""
     from services_fixtures import write_web_config
+
+    from probe_pushgateway.agent.diracjob import job_jdl
 
     site, ce = "GRID.LOCAL.cn", "ce.local.test"
     users = {"agent": "agent-pw-1", f"probe-{site}": "local-pw-2"}
@@ -360,17 +365,49 @@ def test_reaper_harvests_a_result_the_probe_could_not_push(dirac_cfg, probe_pyz,
                                    "probe_ca_file": str(tls_material.ca)})
     try:
         agent = Agent(cfg)
+        target = agent.cfg.targets[0]
+        jdl = job_jdl(build_probe_job(target, agent.cfg.probe, pgw.url, probe_push(agent.cfg.pushgateway, target)))
+        assert "bes-probe.log" in jdl.split("OutputSandbox", 1)[1].split(";", 1)[0]
         assert agent.submit_cycle().submitted == 1
         job_id = agent.state.read()["pending"][f"{site}|{ce}"]["job_id"]
         deadline = time.monotonic() + 90
         while agent.backend([]).status([job_id])[job_id].status not in ("Done", "Failed"):
             assert time.monotonic() < deadline, "the local probe job did not end"
             time.sleep(0.25)
-        # the probe's stdout as DIRAC's Script module keeps it (add it to the output sandbox to harvest it)
-        stdout = "".join(p.read_text() for p in (tmp_path / "state" / "local").glob("job_1/*/Script1_CodeOutput.log"))
-        assert "# bes-probe result" in stdout and "dirac_probe_success" in stdout  # what there is to harvest
-        assert agent.reap_cycle().ok
-        groups = read_pushgateway_metrics(pgw, ca=tls_material.ca, auth=("agent", users["agent"]))
-        assert [g for g in groups if g["labels"] == {"job": JOB, "site": site, "ce": ce}], groups
+        (log_file,) = (tmp_path / "state" / "local").glob("job_1/Local_*_JobDir/bes-probe.log")
+        stdout = log_file.read_text()
+        assert "# bes-probe result site=GRID.LOCAL.cn ce=ce.local.test exit=2" in stdout  # what there is to harvest
+        if output == "lost":
+            log_file.unlink()
+        elif output == "other_site":  # a node holding the job rewrites its output for another site
+            log_file.write_text(stdout.replace(f"site={site} ", "site=BES.WHU.cn "))
+        elif output == "replayed":  # an old result printed again
+            old = f"dirac_probe_last_run_timestamp_seconds {time.time() - 86400:.1f}"
+            log_file.write_text("\n".join(old if line.startswith("dirac_probe_last_run_timestamp_seconds ") else line
+                                          for line in stdout.splitlines()) + "\n")
+        with caplog.at_level(logging.INFO, logger="bes_probe_agent"):
+            stats = agent.reap_cycle()
+        assert stats.ok, stats.failures
+        assert "Traceback" not in caplog.text
+        groups = {(g["labels"]["job"], g["labels"]["site"], g["labels"]["ce"]): g for g in
+                  read_pushgateway_metrics(pgw, ca=tls_material.ca, auth=("agent", users["agent"]))}
+        on = [m["labels"]["status"] for m in groups[(AGENT_JOB, site, ce)]["dirac_probe_status"]["metrics"]
+              if float(m["value"])]
+        harvests = {m["labels"]["outcome"]: float(m["value"])
+                    for m in groups[(AGENT_JOB, site, ce)]["dirac_probe_harvests_total"]["metrics"]}
+        outcome = {"as_written": "pushed", "lost": "missing"}.get(output, "refused")
+        assert harvests == {o: float(o == outcome) for o in ("pushed", "refused", "missing")}
+        if output != "as_written":
+            assert (JOB, site, ce) not in groups and on == ["failed"]
+            assert stats.harvested == 0 and "no result to harvest" in caplog.text if output == "lost" else \
+                "harvested result refused" in caplog.text
+            return
+        probe = groups[(JOB, site, ce)]  # the probe's own group, as the probe would have pushed it
+        assert float(probe["dirac_probe_harvested"]["metrics"][0]["value"]) == 1.0
+        success = float(next(m["value"] for m in probe["dirac_probe_success"]["metrics"]
+                             if m["labels"]["check"] == "all"))
+        assert on == ["ok" if success == 1.0 else "failed"] and stats.harvested == 1
+        assert probe["dirac_probe_info"]["metrics"][0]["labels"]["host"]
+        assert agent.reap_cycle().harvested == 0  # looked at once
     finally:
         pgw.stop()
