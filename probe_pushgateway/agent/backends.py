@@ -151,8 +151,8 @@ class DiracBackend:
                                ) from None
         try:
             archives = check_result(result, what) or []
-        except DiracError as exc:
-            raise NoOutput(str(exc)) from None
+        except DiracError as exc:  # DIRAC's words for a job without an output sandbox, else an outage
+            raise (NoOutput if "No Output sandbox found" in str(exc) else BackendError)(str(exc)) from None
         try:
             for archive in reversed(archives):  # the newest sandbox first
                 with ZstdCompatibleTarFile(archive, mode="r") as tf:

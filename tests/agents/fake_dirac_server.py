@@ -14,9 +14,11 @@ import tarfile
 from dataclasses import dataclass, field
 
 import DIRAC.Interfaces.API.Dirac as dirac_api
+import DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient as sandbox_client
 from agent_fixtures import OWNER, OWNER_GROUP  # the agents' identity: DIRAC writes it from their proxy
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities.ClassAd.ClassAdLight import ClassAd
+from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient as RealSandboxStoreClient
 from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
 
 
@@ -94,6 +96,9 @@ class FakeDiracServer:
         return self._attrs(ids, ["Status", "MinorStatus", "ApplicationStatus", "Site", "JobGroup", "JobName",
                                  "Owner", "SubmissionTime", "LastUpdateTime", "HeartBeatTime"])
 
+    def do_getSandboxesAssignedToEntity(self, entity):
+        return S_OK({})  # the fake stores no output sandboxes: every job is one whose sandbox was lost
+
     # ---- SandboxStore (transfer) -----------------------------------------------------------------
 
     def do_sendFile(self, path, args):
@@ -122,4 +127,6 @@ def install(server: FakeDiracServer, monkeypatch) -> FakeDiracServer:
 
     monkeypatch.setattr(dirac_api, "WMSClient", wms_client)
     monkeypatch.setattr(dirac_api, "JobMonitoringClient", lambda *a, **kw: rpc)
+    monkeypatch.setattr(sandbox_client, "SandboxStoreClient",
+                        lambda *a, **kw: RealSandboxStoreClient(rpcClient=rpc, transferClient=rpc))
     return server

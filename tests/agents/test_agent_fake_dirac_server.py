@@ -20,7 +20,7 @@ from agent_fixtures import (  # noqa: F401 - fixtures
 from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
 from probe_pushgateway.agent.agent import Agent
-from probe_pushgateway.agent.backends import BackendError, DiracBackend
+from probe_pushgateway.agent.backends import BackendError, DiracBackend, NoOutput
 from probe_pushgateway.agent.diracjob import build_probe_job
 from probe_pushgateway.agent.targets import Target
 
@@ -137,3 +137,16 @@ def test_submit_cycle_counts_s_errors_and_holds_back_fake_dirac_server(fake_dira
     stats = agent.submit_cycle()
     assert stats.submitted == 0 and stats.pending == 2
     assert stats.failures == {"dirac": 1, "db": 1}
+
+
+def test_read_output_without_sandbox_or_service_fake_dirac_server(fake_dirac_server, dirac_cfg, fake_pyz):
+    """The reaper's harvest reads bes-probe.log through DIRAC's real SandboxStoreClient: a job without an
+    output sandbox is NoOutput (one line, counted ``missing``), a failing SandboxStore service a DIRAC error."""
+    backend = _backend(dirac_cfg)
+    job_id = backend.submit(_job(Target("BES.WHU.cn"), fake_pyz), Target("BES.WHU.cn"))
+    with pytest.raises(NoOutput, match=f"No Output sandbox found for job {job_id}"):
+        backend.read_output(job_id, "bes-probe.log", 1 << 20)
+    fake_dirac_server.fail("getSandboxesAssignedToEntity")
+    with pytest.raises(BackendError, match="service unavailable") as exc:
+        backend.read_output(job_id, "bes-probe.log", 1 << 20)
+    assert not isinstance(exc.value, NoOutput) and "\n" not in str(exc.value)
