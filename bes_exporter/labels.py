@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # DIRACCommon.WorkloadManagementSystem.Client.JobStatus
 ACTIVE_STATES = ("Submitting", "Received", "Checking", "Staging", "Scouting", "Waiting", "Matched",
@@ -58,17 +59,20 @@ def fail_reason(minor_status: str | None) -> str:
     return _REASONS.get(text, "Other")
 
 
+@lru_cache(maxsize=65536)  # called per row: the same few thousand names again and again
 def site_label(site: str | None) -> str:
     """A DIRAC site name as it is, when it looks like one; anything else is ``invalid``."""
     site = (site or "").strip()
     return site if _SITE.match(site) else "invalid"
 
 
+@lru_cache(maxsize=65536)
 def ce_label(ce: str | None) -> str:
     """A CE host name (PilotAgents.DestinationSite), normalised like host names."""
     return host_label(ce)
 
 
+@lru_cache(maxsize=65536)
 def host_label(host: str | None) -> str:
     """A worker-node name, lower case and stripped; anything that is not a host name is ``unknown``."""
     if not isinstance(host, str) or not host.isascii():  # before lower(): the Kelvin sign lowers to "k"
