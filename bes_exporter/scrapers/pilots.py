@@ -25,11 +25,17 @@ from .base import Context, Scraper
 
 _ACTIVE = ", ".join(f"'{s}'" for s in (*PILOT_ACTIVE_STATES, "Scheduled"))
 
-# The waiting age is computed by the server (an integer, no datetime to convert per row).
+# (a) twice over the Status index: grouped in the server for the gauges and ages, and the IDs alone
+# (index-only) to follow them; only a few rows, or integers, come back to Python.
 ACTIVE_SQL = f"""
-SELECT PilotID, GridSite, DestinationSite, Status,
-       IF(Status IN ('Submitted', 'Waiting', 'Scheduled'), TIMESTAMPDIFF(SECOND, SubmissionTime, UTC_TIMESTAMP()), NULL)
+SELECT GridSite, DestinationSite, Status, COUNT(*),
+       MAX(IF(Status IN ('Submitted', 'Waiting', 'Scheduled'),
+              TIMESTAMPDIFF(SECOND, SubmissionTime, UTC_TIMESTAMP()), NULL))
 FROM `{{pilotdb}}`.PilotAgents FORCE INDEX (Status) WHERE Status IN ({_ACTIVE})
+GROUP BY GridSite, DestinationSite, Status
+"""
+ACTIVE_IDS_SQL = f"""
+SELECT PilotID FROM `{{pilotdb}}`.PilotAgents FORCE INDEX (Status) WHERE Status IN ({_ACTIVE})
 """
 NEW_SQL = """
 SELECT PilotID, GridSite, DestinationSite, Status FROM `{pilotdb}`.PilotAgents
@@ -62,7 +68,7 @@ class Pilots(Scraper):
         self.page_rows = config.jobs["page_rows"]
         self.max_rows = max(config.jobs["max_rows_per_scrape"], self.page_rows)
         self.baseline = False
-        self.watched: dict[int, Pair] = {}  # pilots seen non-final, final status not counted yet
+        self.watched: set[int] = set()  # pilots seen non-final, final status not counted yet
         self.counted: dict[int, dt.datetime] = {}  # pilot ID -> when its final status was counted
         self.low = 0  # (b) reads PilotID > low
         self.high = 0  # highest PilotID read so far
@@ -80,11 +86,11 @@ class Pilots(Scraper):
         if active is not None:
             gauge: dict[tuple[str, str, str], int] = {}
             oldest: dict[Pair, int] = {}
-            for _pid, site, ce, status, age in active:
+            for site, ce, status, n, age in active:
                 pair = (site_label(site), ce_label(ce))
                 pairs.add(pair)
                 status = _status(status)
-                gauge[(*pair, status)] = gauge.get((*pair, status), 0) + 1
+                gauge[(*pair, status)] = gauge.get((*pair, status), 0) + int(n)
                 if age is not None and age > oldest.get(pair, -1):
                     oldest[pair] = age
             pilots = GaugeMetricFamily(*PILOTS, labels=["site", "ce", "status"])
@@ -111,14 +117,15 @@ class Pilots(Scraper):
         db, pilotdb = ctx.db, ctx.config.database["pilotdb"]
         if not self.baseline:
             high = int(db.query(MAX_ID_SQL.format(pilotdb=pilotdb))[0][0])  # before (a): nothing slips by
+            self.watched = {pid for (pid,) in db.query(ACTIVE_IDS_SQL.format(pilotdb=pilotdb))}
             active = db.query(ACTIVE_SQL.format(pilotdb=pilotdb))
-            self.watched = {row[0]: (site_label(row[1]), ce_label(row[2])) for row in active}
             self.low = self.high = high
             self.baseline = True
             return active
+        ids = [pid for (pid,) in db.query(ACTIVE_IDS_SQL.format(pilotdb=pilotdb))]
         active = db.query(ACTIVE_SQL.format(pilotdb=pilotdb))
         new, reached, complete = self._read_new(db, pilotdb)
-        seen = {row[0] for row in active} | {row[0] for row in new}
+        seen = set(ids) | {row[0] for row in new}
         gone = sorted(pid for pid in self.watched if pid not in seen)
         looked: list[tuple] = []
         sql = LOOKUP_SQL.format(pilotdb=pilotdb, ids="{ids}")
@@ -127,14 +134,12 @@ class Pilots(Scraper):
             looked.extend(db.query(sql.format(ids=", ".join(["%s"] * len(chunk))), chunk))
         # apply, oldest snapshot first
         now = ctx.now
-        for pid, site, ce, status, _ in active:
-            self._observe(pid, site, ce, status, False, now)
+        self.watched.update(pid for pid in ids if pid not in self.counted)
         for pid, site, ce, status in new:
             self._observe(pid, site, ce, status, True, now)
         for pid, site, ce, status in looked:
             self._observe(pid, site, ce, status, False, now)
-        for pid in set(gone) - {row[0] for row in looked}:  # the row was removed: nothing to count
-            self.watched.pop(pid, None)
+        self.watched -= set(gone) - {row[0] for row in looked}  # rows removed: nothing to count
         if complete:  # next time, re-read this collection's newcomers once more
             self.low, self.high = self.high, max(self.high, reached)
         else:  # a backlog: resume where this collection stopped
@@ -161,11 +166,10 @@ class Pilots(Scraper):
     def _observe(self, pid: int, site: str, ce: str, status: str, new: bool, now: dt.datetime) -> None:
         if pid in self.counted:
             return
-        pair = (site_label(site), ce_label(ce))
         if status not in PILOT_FINAL_STATES:
-            self.watched[pid] = pair
+            self.watched.add(pid)
         elif new or pid in self.watched:
-            self.watched.pop(pid, None)
+            self.watched.discard(pid)
             self.counted[pid] = now
-            key = (*pair, status)
+            key = (site_label(site), ce_label(ce), status)
             self.finished[key] = self.finished.get(key, 0) + 1
