@@ -137,6 +137,7 @@ class JobTracker:
         self._unseen: list[tuple[tuple, range, str]] = []  # (row, lives ended between two looks, their site)
         self._logging_error: str | None = None
         self._final: dict[int, tuple] = {}  # rows seen final in this collection, to settle
+        self._pending: set[int] = set()  # JobIDs of lives whose final row is not settled yet
         self.collection = 0
         self.started_at: dt.datetime | None = None
         self._rows_sql = ROWS_SQL.replace("{jobdb}", jobdb)
@@ -243,18 +244,18 @@ class JobTracker:
 
     def _settle(self, db: Database, now: dt.datetime, changes: Changes) -> None:
         """Count the lives seen final in this collection (and those still pending) as LoggingInfo says."""
-        waiting = [j for j, life in self.lives.items() if life.pending is not None and j not in self._final]
+        waiting = [j for j in self._pending if j not in self._final and j in self.lives]
         for i in range(0, len(waiting), 1000):  # pending lives whose row did not move: re-read by PK
             chunk = waiting[i:i + 1000]
             for row in db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk):
                 self._row(row, now, changes)
         rows, self._final = self._final, {}
-        if not rows:
-            return
-        records = self._logging(db, sorted(rows))
+        records = self._logging(db, sorted(rows)) if rows else {}
         for job_id, row in rows.items():
             self._settle_one(row, self.lives[job_id], None if records is None else records.get(job_id, []),
                              changes)
+        # a life turns pending only in _settle_one: the candidates of this round hold every pending one
+        self._pending = {j for j in (*rows, *waiting) if j in self.lives and self.lives[j].pending is not None}
 
     def _settle_one(self, row: tuple, life: _Life, records: list[tuple] | None, changes: Changes) -> None:
         job_id, site, status, minor, group, rc, lut, _submitted, start, end = row
