@@ -34,8 +34,8 @@ import pymysql
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bes_exporter.dirac_schema import SchemaError
 from bes_exporter.scrapers import SCRAPERS
+from dirac_db.schema import SchemaError
 
 from . import baselines
 from .dataset import Dataset, drop

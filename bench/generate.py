@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pymysql
 
-from bes_exporter.dirac_schema import SchemaError, create_databases
+from dirac_db.schema import SchemaError, create_databases
 
 from .dataset import (
     BANNED_SITES,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 
-from bes_exporter.simulate.writer import Databases, DiracWriter
+from bes_simulator.writer import Databases, DiracWriter
 
 from .dataset import SITE_WEIGHTS, SITES, hosts_of
 from .generate import FAIL_MIX, _cum

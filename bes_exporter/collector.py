@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
+from dirac_db.connection import Database, DatabaseError
+
 from . import __version__
 from .config import Config
-from .db import Database, DatabaseError
 from .scrapers.base import Context, Scraper, Shared
 from .tracker import JobTracker
 
@@ -26,7 +27,7 @@ class DiracCollector:
 
     def __init__(self, config: Config, scrapers: Iterable[type[Scraper]]):
         self.config = config
-        self.db = Database(config)
+        self.db = Database(config.database, config.password)
         self.scrapers = [cls(config) for cls in scrapers]
         jobs = config.jobs
         self.shared = Shared(tracker=JobTracker(

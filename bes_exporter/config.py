@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from dirac_db.connection import check_ssl
+
 PASSWORD_ENV = "BES_EXPORTER_DB_PASSWORD"
 
 
@@ -151,26 +153,10 @@ def _check_identifiers(cfg: dict, where: str) -> None:
 
 def _check_ssl(cfg: dict, where: str) -> None:
     """database.ssl: readable PEM files that load; TLS to MariaDB is on when any of ca/cert/key is set."""
-    opts = cfg["database"]["ssl"]
-    if opts["key"] and not opts["cert"]:
-        raise ConfigError(f"{where}: 'database.ssl.key' needs 'database.ssl.cert' (the client certificate)")
-    for key in ("ca", "cert", "key"):
-        if opts[key] is not None:
-            try:
-                with open(opts[key], "rb"):
-                    pass
-            except (OSError, ValueError) as exc:
-                why = getattr(exc, "strerror", None) or "not a file name"
-                raise ConfigError(f"{where}: 'database.ssl.{key}' {opts[key][:80]!r}: {why}; give a readable"
-                                  " PEM file") from None
-    from .db import ssl_context  # db imports this module
-
     try:
-        ssl_context(opts)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:100]
-        raise ConfigError(f"{where}: 'database.ssl' files do not load ({reason}); give the CA of the server's"
-                          " certificate as ca, and a PEM certificate with its unencrypted key as cert/key") from None
+        check_ssl(cfg["database"]["ssl"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _not_text(exc: Exception) -> str:

@@ -2,8 +2,7 @@
 
 Reads only rows whose LastUpdateTime is in a sliding window (index ``LastUpdateTime``), keyset-paged,
 and, every ``jobs.resync_seconds``, the IDs of active jobs (index ``Status``, covering). Never the
-history of finished jobs. The rules it implements, given how DIRAC writes (see README, "How it reads
-DIRAC"):
+history of finished jobs. The rules it implements, given how DIRAC writes (docs/how-it-reads-dirac.md):
 
 * LastUpdateTime comes from the Python clock and is not in commit order, so each window starts
   ``overlap`` seconds before the previous collection's database time and rows are de-duplicated.
@@ -37,7 +36,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from .db import Database
+from dirac_db.connection import Database
+
 from .labels import ACTIVE_STATES, FINAL_STATES
 
 CHANGED_SQL = """

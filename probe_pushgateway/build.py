@@ -2,12 +2,11 @@
 
     python -m probe_pushgateway.build OUTFILE
 
-The archive holds the probe's own modules (not the agents or this builder) and a copy of the
-pure-Python ``prometheus_client`` taken from the installed package at build time, with its licence
-files (its optional twisted/aiohttp/django integrations are left out). No PyYAML is bundled: the
-probe uses the worker node's PyYAML if there is one, else its own YAML-subset/JSON reader
-(``probe_pushgateway.miniyaml``). Entries are sorted and time-stamped 1980-01-01, so the same
-sources give the same bytes.
+The archive holds the probe's own modules (not the agents or this builder) and copies of the
+pure-Python ``prometheus_client`` and ``yaml`` (PyYAML) packages taken from the installed ones at build
+time, with their licence files (prometheus_client's optional twisted/aiohttp/django integrations and
+PyYAML's C extension are left out: PyYAML falls back to its pure-Python code). Entries are sorted and
+time-stamped 1980-01-01, so the same sources give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ import zipfile
 from pathlib import Path
 from typing import Iterator, Tuple
 
-PROBE_MODULES = ("__init__.py", "__main__.py", "cli.py", "config.py", "miniyaml.py", "push.py")
-CLIENT_SKIP = {"twisted", "aiohttp", "django", "__pycache__"}
+PROBE_MODULES = ("__init__.py", "__main__.py", "cli.py", "config.py", "push.py")
+# (import name, distribution, sub-packages left out): pure-Python libraries shipped inside the pyz
+BUNDLED = (("prometheus_client", "prometheus_client", {"twisted", "aiohttp", "django"}), ("yaml", "PyYAML", set()))
 MAIN = '''"""bes-probe: worker-node checks pushed to a Prometheus Pushgateway (run: python3 bes-probe.pyz -h)."""
 import sys
 
@@ -36,30 +36,32 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def _files() -> Iterator[Tuple[str, bytes]]:
     """(archive name, content) of everything that goes into the pyz."""
-    import prometheus_client
-
     here = Path(__file__).resolve().parent
     for name in PROBE_MODULES:
         yield f"probe_pushgateway/{name}", (here / name).read_bytes()
     for path in sorted((here / "checks").glob("*.py")):
         yield f"probe_pushgateway/checks/{path.name}", path.read_bytes()
 
-    client = Path(prometheus_client.__file__).resolve().parent
-    for path in sorted(client.rglob("*")):
-        rel = path.relative_to(client)
-        if path.is_file() and path.suffix in (".py", ".typed") and not (CLIENT_SKIP & set(rel.parts)):
-            yield f"prometheus_client/{rel.as_posix()}", path.read_bytes()
-    try:
-        from importlib.metadata import distribution
-
-        dist = distribution("prometheus_client")
-        for f in dist.files or []:
-            if Path(f.name).name.upper().startswith(("LICENSE", "NOTICE")):
-                yield f"prometheus_client/{Path(f.name).name}", Path(dist.locate_file(f)).read_bytes()
-        yield "prometheus_client/VERSION", dist.version.encode()
-    except Exception:  # licence files are informative; the build does not depend on finding them
-        pass
+    for module, dist_name, skip in BUNDLED:
+        yield from _bundled(module, dist_name, skip | {"__pycache__"})
     yield "__main__.py", MAIN.encode()
+
+
+def _bundled(module: str, dist_name: str, skip: set) -> Iterator[Tuple[str, bytes]]:
+    """The pure-Python files of an installed package, its licence files and its version."""
+    from importlib import import_module
+    from importlib.metadata import distribution
+
+    root = Path(import_module(module).__file__).resolve().parent
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and path.suffix in (".py", ".typed") and not (skip & set(rel.parts)):
+            yield f"{module}/{rel.as_posix()}", path.read_bytes()
+    dist = distribution(dist_name)
+    for f in dist.files or []:
+        if Path(f.name).name.upper().startswith(("LICENSE", "NOTICE")):
+            yield f"{module}/{Path(f.name).name}", Path(dist.locate_file(f)).read_bytes()
+    yield f"{module}/VERSION", dist.version.encode()
 
 
 def build(outfile: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Probe configuration: loading (YAML, or the built-in subset reader), validation, label safety.
+"""Probe configuration: loading (YAML, PyYAML bundled in the pyz), validation, label safety.
 
 Every problem raises :class:`ConfigError` with a one-line message that names the option and the fix;
 the CLI turns it into exit code 3.
@@ -12,7 +12,7 @@ import stat
 import sys
 from typing import Any, Dict, List
 
-from . import miniyaml
+import yaml
 
 LABEL_MAX = 128
 _LABEL_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")  # 128 = LABEL_MAX; used with fullmatch
@@ -48,26 +48,20 @@ def sanitize_label(value: str, fallback: str = "unknown") -> str:
 
 
 def load_file(path: str) -> Any:
-    """Read a YAML (or JSON) file: PyYAML's safe_load when importable, else the subset reader."""
+    """Read a YAML (or JSON) file with PyYAML's safe_load (the pyz carries PyYAML's pure-Python code)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"--config.file: cannot read {path}: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"--config.file: cannot read {path}: {why}") from None
     try:
-        import yaml  # type: ignore
-    except ImportError:
-        yaml = None
-    try:
-        if yaml is not None:
-            return yaml.safe_load(text)
-        return miniyaml.loads(text)
-    except miniyaml.YAMLSubsetError as exc:
-        raise ConfigError(f"--config.file: {path}: {exc} (without PyYAML only a YAML subset "
-                          f"or JSON is read)") from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"--config.file: {path} is not valid YAML: {first}") from None
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"--config.file: {path} is not valid YAML{at} ({problem}); fix the syntax") from None
 
 
 def _number(option: str, value: Any, minimum: float = 0.0) -> float:

@@ -33,4 +33,4 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-.venv/bin/python -m bes_exporter.dirac_schema fetch
+.venv/bin/python -m dirac_db.schema fetch

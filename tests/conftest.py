@@ -1,6 +1,6 @@
 """Shared fixtures: a real MariaDB with DIRAC's own schemas (both generations), unique databases per test.
 
-Helpers live in dirac_db.py (import from there, not from conftest: several conftest modules exist)."""
+Helpers live in dirac_instance.py (import from there, not from conftest: several conftest modules exist)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from dirac_db import DiracInstance, drop_instance, make_instance, root_conn
+from dirac_instance import DiracInstance, drop_instance, make_instance, root_conn
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent

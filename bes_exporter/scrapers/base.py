@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric
 
+from dirac_db.connection import Database
+
 from ..config import Config
-from ..db import Database
 from ..tracker import Changes, JobTracker
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from bes_exporter.config import ConfigError as ExporterConfigError
-from bes_exporter.config import _check_ssl as check_db_ssl
+from dirac_db.connection import check_ssl
 
 from .targets import Downtime, Target
 
@@ -335,9 +334,9 @@ def _check(cfg: dict, where: str) -> None:
         if db["password"] is not None and db["password_file"] is not None:
             raise ConfigError(f"{where}: set only one of 'database.password' and 'database.password_file'")
         try:  # the exporter's checks of the same keys: readable PEM files that load
-            check_db_ssl({"database": db}, where)
-        except ExporterConfigError as exc:
-            raise ConfigError(str(exc)) from None
+            check_ssl(db["ssl"])
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def _readable_file(path: str, where: str, key: str) -> None:

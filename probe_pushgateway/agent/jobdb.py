@@ -6,11 +6,11 @@ bounded by ``query_timeout`` and ages are computed with the database's own UTC c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pymysql
 
-from bes_exporter.db import Database, DatabaseError
+from dirac_db.connection import Database, DatabaseError
 
 from .backends import RUNNING, WAITING
 from .targets import Target, target_from_job
@@ -42,20 +42,12 @@ class SiteActivity:
     done: int = 0
 
 
-@dataclass
-class _Settings:
-    """What the exporter's :class:`Database` reads from its configuration."""
-
-    database: dict
-    password: str = field(default="", repr=False)
-
-
 class JobDB(Database):
     """The exporter's lazily (re)connected connection (timeouts, ``database.ssl``), read-only, errors as
     :class:`JobDBError`."""
 
     def __init__(self, database: dict, password: str = "") -> None:
-        super().__init__(_Settings(database, password))  # type: ignore[arg-type] - duck-typed Config
+        super().__init__(database, password)
 
     def _connect(self) -> pymysql.connections.Connection:
         conn = super()._connect()

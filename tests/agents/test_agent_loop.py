@@ -23,7 +23,7 @@ from agent_fixtures import (  # noqa: F401 - fixtures
 )
 from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
-from bes_exporter.simulate.writer import utcnow
+from bes_simulator.writer import utcnow
 from probe_pushgateway.agent.agent import Agent, CycleStats, run_loop
 from probe_pushgateway.agent.targets import Target
 

@@ -21,7 +21,7 @@ from agent_fixtures import (  # noqa: F401 - fixtures
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 from services_fixtures import pushgateway_fixture, read_pushgateway_metrics  # noqa: F401
 
-from bes_exporter.simulate.writer import utcnow
+from bes_simulator.writer import utcnow
 from probe_pushgateway.agent.agent import Agent
 from probe_pushgateway.agent.targets import Target
 

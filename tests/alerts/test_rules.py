@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bes_exporter import services
+from bes_demo import services
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"

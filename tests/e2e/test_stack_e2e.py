@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from dirac_db import drop_instance, make_instance
+from dirac_instance import drop_instance, make_instance
 from prometheus_client import CollectorRegistry, Gauge
 
-from bes_exporter.simulate.writer import utcnow
-from bes_exporter.stack import ROOT, Stack
+from bes_demo.stack import ROOT, Stack
+from bes_simulator.writer import utcnow
 from probe_pushgateway.agent.pushgw import Pushgateway
 
 OK_SITE, FAIL_SITE, BH_SITE, HB_SITE, NM_SITE = (

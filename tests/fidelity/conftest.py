@@ -13,8 +13,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from bes_exporter.dirac_schema import create_databases
-from bes_exporter.simulate.writer import Databases
+from bes_simulator.writer import Databases
+from dirac_db.schema import create_databases
 
 DB_HOST = os.environ.get("BES_TEST_DB_HOST", "127.0.0.1")
 DB_PORT = int(os.environ.get("BES_TEST_DB_PORT", "3306"))

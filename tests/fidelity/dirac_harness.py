@@ -2,7 +2,7 @@
 
 No SQL of ours writes a JobDB, JobLoggingDB or PilotAgentsDB row here: every write goes through the
 DIRAC class or function that DIRAC's service, agent or executor calls for that action (see
-README, "How it reads DIRAC", for the list). The harness only *reads* rows back (to keep its own
+docs/how-it-reads-dirac.md for the list). The harness only *reads* rows back (to keep its own
 record of what each action left behind) and can call a ``probe`` between DIRAC's statements, which is
 how the tests scrape the exporter at every point where a DIRAC action is half applied.
 

@@ -1,5 +1,5 @@
 """Deterministic interleavings of DIRAC's writes and the exporter's scrapes, one per documented rule and
-one per bug found (B1-B6, all fixed; see README, "How it reads DIRAC"). Each test starts
+one per bug found (B1-B6, all fixed; see docs/how-it-reads-dirac.md). Each test starts
 its own ``bes-exporter`` server; the DIRAC databases are shared by the module, each test uses fresh jobs.
 
 A *probe* scrape runs inside a DIRAC action, right after one of DIRAC's write methods returned (the

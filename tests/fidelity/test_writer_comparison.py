@@ -1,4 +1,4 @@
-"""The simulator's fast writer (bes_exporter.simulate.writer.DiracWriter, direct SQL) against DIRAC's own
+"""The simulator's fast writer (bes_simulator.writer.DiracWriter, direct SQL) against DIRAC's own
 code: one short identical scenario through both, compared action by action on the column-effect
 pattern the exporter depends on: which Jobs (and PilotAgents) columns change, whether LastUpdateTime
 moves, the Status and MinorStatus (pilots: StatusReason) it leaves, and which LoggingInfo records
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from dirac_harness import FINAL, ROW_COLUMNS, DiracHarness, Row
 
-from bes_exporter.simulate.writer import DiracWriter
+from bes_simulator.writer import DiracWriter
 
 SITE, CE, QUEUE = "BES.USTC.cn", "ce.ustc.edu.cn", "long"
 OTHER_SITE = "BES.UCAS.cn"

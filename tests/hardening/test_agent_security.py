@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from services_fixtures import read_pushgateway_metrics, tls_material_fixture  # noqa: F401 - fixture
 
-from bes_exporter import services
+from bes_demo import services
 from probe_pushgateway.push import JOB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))  # agent_fixtures, fake_dirac_server
@@ -205,7 +205,7 @@ def test_reaper_kills_only_its_own_probe_jobs_fake_dirac_server(fake_dirac_serve
     (``probe.owner``/``owner_group``, else learnt from a job they submitted)."""
     import datetime as dt
 
-    from bes_exporter.simulate.writer import utcnow
+    from bes_simulator.writer import utcnow
 
     def status(jid: int) -> str:
         return dirac.query(f"SELECT Status FROM `{dirac.dbs.jobdb}`.Jobs WHERE JobID=%s", (jid,))[0][0]

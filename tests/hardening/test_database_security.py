@@ -11,7 +11,7 @@ import sys
 import pymysql
 import pytest
 import yaml
-from dirac_db import make_instance
+from dirac_instance import make_instance
 from hardening_util import ROOT, CliExporter, MonitorAccount, make_pki
 from private_mariadb import PrivateMariaDB
 
@@ -144,7 +144,7 @@ def test_tls_to_mariadb_with_a_self_made_ca(tls_mariadb, tmp_path):
     assert no_cert.returncode == 1 and "Access denied" in no_cert.stderr
 
     # the same TLS session as the exporter's, opened by hand, is really encrypted
-    from bes_exporter.db import ssl_context
+    from dirac_db.connection import ssl_context
 
     conn = pymysql.connect(host="127.0.0.1", port=db.port, user=tls_user.user, password=tls_user.password,
                            ssl=ssl_context({"ca": str(files["ca"])}), connect_timeout=3)

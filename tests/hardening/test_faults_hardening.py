@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from dirac_db import make_instance
+from dirac_instance import make_instance
 from hardening_util import CliExporter, MonitorAccount
 from private_mariadb import PrivateMariaDB
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from services_fixtures import read_pushgateway_metrics, tls_material_fixture  # noqa: F401 - fixture
 
-from bes_exporter import services
+from bes_demo import services
 from probe_pushgateway import cli as probe_cli
 from probe_pushgateway.config import ConfigError as ProbeConfigError
 from probe_pushgateway.config import valid_label

@@ -14,7 +14,7 @@ from probe_helpers import make_proxy, probe_group, read_pushgateway_metrics, run
 from prometheus_client.parser import text_string_to_metric_families
 from services_fixtures import write_web_config
 
-from bes_exporter import services
+from bes_demo import services
 from probe_pushgateway import cli
 from probe_pushgateway.config import LABEL_MAX, sanitize_label, valid_label
 from probe_pushgateway.push import JOB

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from .config import SCHEMA as EXPORTER_SCHEMA
+from bes_exporter.config import SCHEMA as EXPORTER_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "alerts" / "build.py"
@@ -101,7 +101,7 @@ def scale_text(text: str, speed: float) -> str:
     return _FOR.sub(scale_for, _RANGE.sub(scale_range, text))
 
 
-DEMO_HEADER = ("# DEMO RULES: the shipped rules on a clock compressed {speed:g}x (bes_exporter/demo_rules.py):\n"
+DEMO_HEADER = ("# DEMO RULES: the shipped rules on a clock compressed {speed:g}x (bes_demo/rules.py):\n"
                "# every duration and *_seconds threshold divided by {speed:g}; names and expressions unchanged.\n")
 
 

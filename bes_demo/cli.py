@@ -1,13 +1,13 @@
 """`make demo` / `make demo-down`: a living DIRAC instance and the whole suite watching it, on loopback.
 
-    python -m bes_exporter.demo up       # start everything in the background, wait until healthy, print URLs
-    python -m bes_exporter.demo status   # what runs
-    python -m bes_exporter.demo down     # stop everything
+    python -m bes_demo up       # start everything in the background, wait until healthy, print URLs
+    python -m bes_demo status   # what runs
+    python -m bes_demo down     # stop everything
 
 ``up`` starts, with logs in ``<dir>/logs`` and pid files in ``<dir>/run`` (``<dir>`` = ``$BES_DEMO_DIR``,
-default ``.demo``): bes-simulate (DIRAC 8.0 schemas, faults from ``demo_timeline.yml``), bes-exporter,
+default ``.demo``): bes-simulate (DIRAC 8.0 schemas, faults from ``timeline.yml``), bes-exporter,
 a Pushgateway, the probe agents (local back-end: DIRAC's job wrapper runs the real bes-probe.pyz),
-Prometheus with the demo rules (the shipped rules on a compressed clock, :mod:`.demo_rules`) and
+Prometheus with the demo rules (the shipped rules on a compressed clock, :mod:`.rules`) and
 Alertmanager with ``alerts/alertmanager.yml``. A second ``up`` finds the running stack and only prints
 its URLs. Every setting comes from a ``BES_DEMO_*`` environment variable (see :data:`ENV`).
 """
@@ -32,13 +32,15 @@ from typing import Callable, TextIO
 import pymysql
 import yaml
 
-from . import demo_rules, services, stack
-from .simulate.scenarios import load_timeline
-from .simulate.topology import ConfigError, load_topology, parse_duration
+from bes_simulator.scenarios import load_timeline
+from bes_simulator.topology import ConfigError, load_topology, parse_duration
+
+from . import rules as demo_rules
+from . import services, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DEFAULT_TIMELINE = Path(__file__).with_name("demo_timeline.yml")
+DEFAULT_TIMELINE = Path(__file__).with_name("timeline.yml")
 PROG = "demo"
 # name -> (default, meaning). Ports are fixed so the URLs stay the same between runs; none is a default
 # port of the Prometheus tools (9090, 9091, 9093) nor the exporter's 9875.
@@ -375,12 +377,14 @@ def agent_files(s: Settings) -> Path:
 
 
 def _print_urls(s: Settings, out: TextIO = sys.stdout) -> None:
+    """One line per service; every http URL but the Alertmanager API opens a page in a browser."""
+    am = s.url("alertmanager")
     print(f"exporter: {s.url('exporter')}/metrics", file=out)
     print(f"pushgateway: {s.url('pushgateway')}", file=out)
-    print(f"prometheus: {s.url('prometheus')}", file=out)
-    print(f"alertmanager: {s.url('alertmanager')}", file=out)
-    print(f"watch alerts fire: {s.url('alertmanager')}/#/alerts, or "
-          f"watch -n 5 amtool alert query --alertmanager.url={s.url('alertmanager')}", file=out)
+    print(f"prometheus: {s.url('prometheus')}/classic/graph", file=out)
+    print(f"alerts (pending and firing): {s.url('prometheus')}/classic/alerts", file=out)
+    print(f"alertmanager: {am}  (API for amtool and scripts; Debian's Alertmanager has no web UI)", file=out)
+    print(f"notified alerts: amtool alert query --alertmanager.url={am}", file=out)
     print(f"lead times: {BIN / 'bes-simulate'} --report --events {s.events} --alerts {s.alert_log}", file=out)
     print(f"logs: {s.logs}  (stop with: make demo-down)", file=out)
 
@@ -485,7 +489,7 @@ def _start(s: Settings) -> None:
     }
     for name, daemon in daemons.items():
         _daemon(s, name, daemon).start(timeout=60)
-    procs["alertlog"] = spawn(s, "alertlog", [sys.executable, "-m", "bes_exporter.demo_alertlog", "--alertmanager",
+    procs["alertlog"] = spawn(s, "alertlog", [sys.executable, "-m", "bes_demo.alertlog", "--alertmanager",
                                               s.url("alertmanager"), "--out", str(s.alert_log)])
     if s.probe_sites:  # at once: the first probes run on the healthy grid
         agent_cfg = agent_files(s)
@@ -568,8 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     commands = {"up": up, "down": down, "status": status}
     if len(args) != 1 or args[0] not in commands:
-        print("usage: python -m bes_exporter.demo up|down|status   (settings: BES_DEMO_* variables, "
-              "see bes_exporter/demo.py)", file=sys.stderr)
+        print("usage: python -m bes_demo up|down|status   (settings: BES_DEMO_* variables, "
+              "see bes_demo/cli.py)", file=sys.stderr)
         return 2
     try:
         s = settings()

@@ -5,7 +5,7 @@ status in ResourceStatusDB.SiteStatus) and ``8.0`` (what BES3 runs, DIRAC v6-v8:
 the HostName rows and SiteMask in JobDB). Used by the tests, the demo, the simulator and the benchmark;
 the exporter itself never needs it.
 
-    python -m bes_exporter.dirac_schema fetch      # download both wheels once, keep only the .sql files
+    python -m dirac_db.schema fetch      # download both wheels once, keep only the .sql files
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def fetch(python: str = sys.executable) -> None:
             with zipfile.ZipFile(wheel) as zf:
                 for db, member in SQL_FILES.items():
                     (target / f"{db}.sql").write_bytes(zf.read(member))
-        print(f"dirac_schema: DIRAC {version} schemas in {target}")
+        print(f"dirac_db.schema: DIRAC {version} schemas in {target}")
 
 
 def statements(sql: str) -> list[str]:
@@ -109,7 +109,7 @@ def create_databases(conn, generation: str, names: dict[str, str]) -> None:
                 continue
             path = sql_path(generation, logical)
             if not path.is_file():
-                raise SchemaError(f"{path} is missing; run 'python -m bes_exporter.dirac_schema fetch'")
+                raise SchemaError(f"{path} is missing; run 'python -m dirac_db.schema fetch'")
             for stmt in statements(path.read_text()):
                 cur.execute(stmt)
     conn.commit()
@@ -118,12 +118,12 @@ def create_databases(conn, generation: str, names: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args != ["fetch"]:
-        print("usage: python -m bes_exporter.dirac_schema fetch", file=sys.stderr)
+        print("usage: python -m dirac_db.schema fetch", file=sys.stderr)
         return 3
     try:
         fetch()
     except (subprocess.CalledProcessError, StopIteration, KeyError, OSError) as exc:
-        print(f"dirac_schema: could not fetch DIRAC's schema files into {schema_dir()}: {exc}", file=sys.stderr)
+        print(f"dirac_db.schema: could not fetch DIRAC's schema files into {schema_dir()}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,8 @@
-"""One read-only PyMySQL connection to DIRAC's databases, with connect and per-statement timeouts."""
+"""One PyMySQL connection to DIRAC's databases, with connect and per-statement timeouts and optional TLS.
+
+The settings are a ``database:`` section as the exporter and the agents configure it: host, port, user,
+connect_timeout, query_timeout and ``ssl`` (ca, cert, key); the password is passed apart.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import logging
 import ssl
 
 import pymysql
-
-from .config import Config
 
 log = logging.getLogger("bes_exporter")
 
@@ -20,9 +22,9 @@ class DatabaseError(Exception):
 class Database:
     """Lazily (re)connected connection; every statement is bounded by ``query_timeout``."""
 
-    def __init__(self, config: Config):
-        self.cfg = config.database
-        self._password = config.password
+    def __init__(self, settings: dict, password: str = ""):
+        self.cfg = settings
+        self._password = password
         self.conn: pymysql.connections.Connection | None = None
         self.mariadb = True
         if not any((self.cfg.get("ssl") or {}).values()) and self.cfg["host"] not in ("127.0.0.1", "::1", "localhost"):
@@ -90,6 +92,26 @@ class Database:
     def tables(self, schema: str) -> set[str]:
         rows = self.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
         return {r[0] for r in rows}
+
+
+def check_ssl(opts: dict) -> None:
+    """``database.ssl``: readable PEM files that load; raises ValueError with a one-line message naming the key."""
+    if opts.get("key") and not opts.get("cert"):
+        raise ValueError("'database.ssl.key' needs 'database.ssl.cert' (the client certificate)")
+    for key in ("ca", "cert", "key"):
+        if opts.get(key) is not None:
+            try:
+                with open(opts[key], "rb"):
+                    pass
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or "not a file name"
+                raise ValueError(f"'database.ssl.{key}' {opts[key][:80]!r}: {why}; give a readable PEM file") from None
+    try:
+        ssl_context(opts)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:100]
+        raise ValueError(f"'database.ssl' files do not load ({reason}); give the CA of the server's certificate as"
+                         " ca, and a PEM certificate with its unencrypted key as cert/key") from None
 
 
 def ssl_context(opts: dict | None) -> ssl.SSLContext | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pymysql
 
-from bes_exporter.simulate import cli
+from bes_simulator import cli
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -58,7 +58,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
 
 
 def run_subprocess(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bes_exporter.simulate", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bes_simulator", *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 
@@ -112,7 +112,7 @@ def simulate_parallel(tmp: Path, runs: dict[str, tuple], timeout: float = 150) -
         prefix, state = new_prefix(), tmp / name
         argv = [*db_args(prefix), "--generation", generation, "--topology", SMALL, "--once", "--duration", duration,
                 "--speed", str(SPEED), "--seed", SEED, "--state-dir", str(state), "--quiet", *extra]
-        proc = subprocess.Popen([sys.executable, "-m", "bes_exporter.simulate", *argv], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "bes_simulator", *argv], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs[name] = (proc, prefix, state, generation)
     out = {}

@@ -12,8 +12,8 @@ import time
 import pytest
 from sim_helpers import ROOT, SMALL, conn, db_args, drop, new_prefix, run_cli, run_subprocess
 
-from bes_exporter.simulate.scenarios import parse_spec
-from bes_exporter.simulate.topology import DEFAULT_TOPOLOGY, ConfigError, load_topology, parse_duration
+from bes_simulator.scenarios import parse_spec
+from bes_simulator.topology import DEFAULT_TOPOLOGY, ConfigError, load_topology, parse_duration
 
 
 def _one_line_error(rc: int, err: str, code: int, *words: str) -> None:
@@ -46,7 +46,7 @@ def test_default_topology_is_bes3_like_and_packaged():
         assert 20 <= hosts <= 300 and site.slots >= hosts
     assert load_topology(scale=0.1).slots < topo.slots / 5
     cfg = (ROOT / "setup.cfg").read_text()
-    assert "bes_exporter.simulate = *.yml" in cfg and "bes-simulate = bes_exporter.simulate.cli:main" in cfg
+    assert "bes_simulator = *.yml" in cfg and "bes-simulate = bes_simulator.cli:main" in cfg
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -155,7 +155,7 @@ def test_live_run_follows_the_database_clock_and_reuses_its_databases(mariadb, t
 def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(mariadb, tmp_path):
     prefix = new_prefix()
     events = tmp_path / "ev.json"
-    argv = [sys.executable, "-m", "bes_exporter.simulate", *db_args(prefix), "--topology", SMALL, "--speed", "60",
+    argv = [sys.executable, "-m", "bes_simulator", *db_args(prefix), "--topology", SMALL, "--speed", "60",
             "--events", str(events), "--state-dir", str(tmp_path), "--quiet"]
     proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:

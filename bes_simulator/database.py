@@ -13,7 +13,8 @@ import re
 
 import pymysql
 
-from ..dirac_schema import create_databases
+from dirac_db.schema import create_databases
+
 from .topology import ConfigError
 from .writer import Databases
 

@@ -11,10 +11,10 @@ import random
 import pytest
 from sim_helpers import SMALL, SPEED, Run, drop, run_cli, simulate_parallel
 
-from bes_exporter.simulate import report
-from bes_exporter.simulate.engine import Engine
-from bes_exporter.simulate.scenarios import Scenario, parse_spec
-from bes_exporter.simulate.topology import load_topology
+from bes_simulator import report
+from bes_simulator.engine import Engine
+from bes_simulator.scenarios import Scenario, parse_spec
+from bes_simulator.topology import load_topology
 
 USTC, JINR, UCAS, WHU, SJTU, IHEP = ("BES.USTC.cn", "BES.JINR.ru", "BES.UCAS.cn", "BES.WHU.cn", "BES.SJTU.cn",
                                      "GRID.IHEP.cn")

@@ -1,6 +1,6 @@
 """DIRAC's real schema files load into MariaDB, and the writer writes rows the way DIRAC does."""
 
-from bes_exporter.dirac_schema import statements
+from dirac_db.schema import statements
 
 
 def test_statements_skip_use_and_comments():

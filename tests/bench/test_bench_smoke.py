@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dirac_db import root_conn
+from dirac_instance import root_conn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "bench" / "run"
 
 

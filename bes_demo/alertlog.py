@@ -5,7 +5,7 @@ would miss the alerts of faults already over. This loop polls ``/api/v2/alerts``
 file in Alertmanager's own format (what ``bes-simulate --report --alerts FILE`` reads), each alert that
 was ever active (notified, not inhibited or silenced), with its ``startsAt`` and the last ``endsAt`` seen.
 
-    python -m bes_exporter.demo_alertlog --alertmanager http://127.0.0.1:19093 --out .demo/alerts.json
+    python -m bes_demo.alertlog --alertmanager http://127.0.0.1:19093 --out .demo/alerts.json
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from services_fixtures import (  # noqa: F401
     tls_material_fixture,
 )
 
-from bes_exporter import services
+from bes_demo import services
 
 
 def _push(address: str, value: float = 1.0) -> None:

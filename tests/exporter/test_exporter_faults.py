@@ -11,7 +11,7 @@ import urllib.request
 import pymysql
 import pytest
 import yaml
-from dirac_db import make_instance
+from dirac_instance import make_instance
 from metrics_util import http_scrape
 from private_mariadb import PrivateMariaDB, free_port
 

@@ -11,7 +11,7 @@ from metrics_util import Exporter
 
 from bes_exporter.scrapers import SCRAPERS
 from bes_exporter.scrapers.pilots import Pilots
-from bes_exporter.simulate.writer import DiracWriter
+from bes_simulator.writer import DiracWriter
 
 IHEP, UCAS = "BES.IHEP-PBS.cn", "BES.UCAS.cn"
 CE1, CE2 = "ce01.ihep.ac.cn", "ce02.ucas.ac.cn"

@@ -10,7 +10,7 @@ import time
 
 import pymysql
 import pytest
-from dirac_db import drop_instance, make_instance, root_conn
+from dirac_instance import drop_instance, make_instance, root_conn
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from typing import Callable
 
 import pymysql
 
-from ..dirac_schema import GENERATIONS, SchemaError
+from dirac_db.schema import GENERATIONS, SchemaError
+
 from . import database, report
 from .clock import EPOCH, DbClock, SimClock
 from .cvmfs import FakeCvmfs
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     flt = p.add_argument_group("faults")
     flt.add_argument("--scenario", action="append", default=[], metavar="NAME[:TARGET][@T][+D]",
                      help="inject a fault at simulated time T (default 0) for D (default: to the end); repeatable")
-    flt.add_argument("--timeline", help="YAML timeline of scenarios (see the README)")
+    flt.add_argument("--timeline", help="YAML timeline of scenarios (see docs/simulator.md)")
     flt.add_argument("--list-scenarios", action="store_true", help="print the scenarios and default targets")
     out = p.add_argument_group("output")
     out.add_argument("--state-dir", help="fake CVMFS roots and default events file (default /tmp/bes-simulate/PREFIX)")
