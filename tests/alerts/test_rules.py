@@ -24,6 +24,7 @@ TEST_FILES = sorted((ALERTS / "tests").glob("*.yml"))
 RUNBOOK = ALERTS / "runbook.md"
 PROMTOOL, AMTOOL = "/usr/bin/promtool", "/usr/bin/amtool"
 SEVERITIES = {"critical", "warning", "info"}
+BLAMES = {"site", "host", "user", "central", "monitoring"}  # whose fault: decides who is told
 # Series the rules may use besides docs/metrics.md: Prometheus' own and the Pushgateway's.
 EXTRA_METRICS = {"up", "push_time_seconds", "push_failure_time_seconds", "ALERTS"}
 
@@ -103,6 +104,7 @@ def test_names_labels_and_annotations():
         name = rule["alert"]
         assert re.fullmatch(r"Dirac[A-Z][A-Za-z0-9]+", name), name
         assert rule["labels"]["severity"] in SEVERITIES, name
+        assert rule["labels"].get("blame") in BLAMES, f"{name}: blame label must be one of {sorted(BLAMES)}"
         ann = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(ann), name
         url, _, anchor = ann["runbook_url"].partition("#")
@@ -177,8 +179,8 @@ def _states(url: str) -> dict[str, dict]:
     """alertname + site/host/ce -> the alert's status as Alertmanager reports it."""
     with urllib.request.urlopen(url + "/api/v2/alerts", timeout=5) as resp:
         alerts = json.load(resp)
-    return {"/".join(a["labels"].get(k, "") for k in ("alertname", "site", "host", "ce")).rstrip("/"):
-            a["status"] for a in alerts}
+    return {"/".join(a["labels"].get(k, "") for k in ("alertname", "dirac_instance", "site", "host", "ce", "owner"))
+            .rstrip("/"): a["status"] for a in alerts}
 
 
 def _wait_for(url: str, expected: dict[str, str], timeout: float = 20.0) -> dict[str, dict]:
@@ -198,35 +200,68 @@ def _alert(labels: dict, ends: datetime) -> dict:
             "startsAt": (now - timedelta(minutes=10)).isoformat(), "endsAt": ends.isoformat()}
 
 
-def test_alertmanager_central_failure_inhibits_per_site_alerts(tmp_path):
+def test_alertmanager_central_failure_inhibits_its_instance_job_alerts_only(tmp_path):
     later = datetime.now(timezone.utc) + timedelta(hours=1)
-    central = {"alertname": "DiracCentralFailure", "severity": "critical", "signal": "jobs"}
-    site = {"alertname": "DiracSiteJobFailureRatioCritical", "severity": "critical", "site": "BES.UCAS.cn"}
-    ce = {"alertname": "DiracPilotsFailing", "severity": "warning", "site": "BES.UCAS.cn",
-          "ce": "ce.ucas.ac.cn"}
-    host = {"alertname": "DiracBlackHoleHost", "severity": "warning", "site": "BES.WHU.cn",
-            "host": "wn001.whu.edu.cn"}
-    other = {"alertname": "DiracExporterCollectorFailing", "severity": "warning", "collector": "pilots",
-             "instance": "exporter:9810"}
+    central = {"alertname": "DiracCentralFailure", "severity": "critical", "signal": "jobs", "blame": "central",
+               "dirac_instance": "bes"}
+    site = {"alertname": "DiracSiteJobFailureRatioCritical", "severity": "critical", "blame": "site",
+            "dirac_instance": "bes", "site": "BES.UCAS.cn"}
+    ce = {"alertname": "DiracPilotsFailing", "severity": "warning", "blame": "site", "dirac_instance": "bes",
+          "site": "BES.UCAS.cn", "ce": "ce.ucas.ac.cn"}
+    host = {"alertname": "DiracBlackHoleHost", "severity": "warning", "blame": "host", "dirac_instance": "bes",
+            "site": "BES.WHU.cn", "host": "wn001.whu.edu.cn"}
+    user = {"alertname": "DiracUserJobsFailing", "severity": "warning", "blame": "user", "dirac_instance": "bes",
+            "owner": "liuhm", "owner_group": "bes_user"}
+    heartbeat = {"alertname": "DiracHeartbeatLagRising", "severity": "warning", "blame": "site",
+                 "dirac_instance": "bes", "site": "BES.JINR.ru"}
+    other_instance = {"alertname": "DiracSiteJobFailureRatioCritical", "severity": "critical", "blame": "site",
+                      "dirac_instance": "juno", "site": "BES.UCAS.cn"}
+    other = {"alertname": "DiracExporterCollectorFailing", "severity": "warning", "blame": "monitoring",
+             "collector": "pilots", "instance": "exporter:9810"}
     am = services.start_alertmanager(ALERTS / "alertmanager.yml", tmp_path / "alertmanager")
     try:
-        _post_alerts(am.url, [_alert(x, later) for x in (central, site, ce, host, other)])
+        _post_alerts(am.url, [_alert(x, later) for x in (central, site, ce, host, user, heartbeat, other_instance,
+                                                          other)])
         states = _wait_for(am.url, {
-            "DiracCentralFailure": "active",
-            "DiracSiteJobFailureRatioCritical/BES.UCAS.cn": "suppressed",
-            "DiracPilotsFailing/BES.UCAS.cn//ce.ucas.ac.cn": "suppressed",
-            "DiracBlackHoleHost/BES.WHU.cn/wn001.whu.edu.cn": "suppressed",
+            "DiracCentralFailure/bes": "active",
+            "DiracSiteJobFailureRatioCritical/bes/BES.UCAS.cn": "suppressed",
+            "DiracBlackHoleHost/bes/BES.WHU.cn/wn001.whu.edu.cn": "suppressed",
+            "DiracUserJobsFailing/bes////liuhm": "suppressed",
+            # other causes, another DIRAC instance, the monitoring itself: not inhibited
+            "DiracHeartbeatLagRising/bes/BES.JINR.ru": "active",
+            "DiracSiteJobFailureRatioCritical/juno/BES.UCAS.cn": "active",
             "DiracExporterCollectorFailing": "active",
+            # the critical site alert covers its site's CE alert
+            "DiracPilotsFailing/bes/BES.UCAS.cn//ce.ucas.ac.cn": "suppressed",
         })
-        assert states["DiracSiteJobFailureRatioCritical/BES.UCAS.cn"]["inhibitedBy"]
+        assert states["DiracSiteJobFailureRatioCritical/bes/BES.UCAS.cn"]["inhibitedBy"]
 
-        # Central failure over: the site alert pages again, and still covers its own CE alert;
-        # the black hole at another site is no longer inhibited.
-        _post_alerts(am.url, [_alert(central, datetime.now(timezone.utc) - timedelta(seconds=1))])
+        # Central failure over: the site alert pages again and still covers its CE alert, but never a host
+        # alert (a black-hole node at a site with a critical site alert stays visible).
+        host_same_site = {**host, "site": "BES.UCAS.cn", "host": "wn007.ucas.ac.cn"}
+        _post_alerts(am.url, [_alert(central, datetime.now(timezone.utc) - timedelta(seconds=1)),
+                              _alert(host_same_site, later)])
         _wait_for(am.url, {
-            "DiracSiteJobFailureRatioCritical/BES.UCAS.cn": "active",
-            "DiracPilotsFailing/BES.UCAS.cn//ce.ucas.ac.cn": "suppressed",
-            "DiracBlackHoleHost/BES.WHU.cn/wn001.whu.edu.cn": "active",
+            "DiracSiteJobFailureRatioCritical/bes/BES.UCAS.cn": "active",
+            "DiracPilotsFailing/bes/BES.UCAS.cn//ce.ucas.ac.cn": "suppressed",
+            "DiracBlackHoleHost/bes/BES.WHU.cn/wn001.whu.edu.cn": "active",
+            "DiracBlackHoleHost/bes/BES.UCAS.cn/wn007.ucas.ac.cn": "active",
+            "DiracUserJobsFailing/bes////liuhm": "active",
         })
     finally:
         am.stop()
+
+
+@pytest.mark.parametrize(("labels", "receivers"), [
+    ("alertname=DiracUserJobsFailing blame=user severity=warning owner=liuhm", "user-support"),
+    ("alertname=DiracCentralFailure blame=central severity=critical signal=jobs", "dirac-team,shifter"),
+    ("alertname=DiracSiteJobFailureRatioCritical blame=site severity=critical site=BES.UCAS.cn", "shifter"),
+    ("alertname=DiracSiteJobFailureRatioHigh blame=site severity=warning site=BES.UCAS.cn", "site-admins"),
+    ("alertname=DiracBlackHoleHost blame=host severity=warning site=BES.UCAS.cn host=wn1", "site-admins"),
+    ("alertname=DiracExporterDown blame=monitoring severity=critical", "dirac-team"),
+])
+def test_routing_follows_blame(labels, receivers):
+    """A user's fault reaches user support and never a site's shifter or admins; central goes to the DIRAC team."""
+    done = run(["amtool", "config", "routes", "test", f"--config.file={ALERTS / 'alertmanager.yml'}",
+                *labels.split()])
+    assert done.stdout.strip() == receivers, done.stdout + done.stderr
