@@ -30,7 +30,21 @@ def load_thresholds(path: Path = THRESHOLDS) -> dict:
     for key, value in values.items():
         if isinstance(value, (dict, list)) or value is None:
             raise SystemExit(f"{path}: {key} must be a number or a string")
+    check_heartbeat_bucket(values, path)
     return values
+
+
+def check_heartbeat_bucket(values: dict, path: Path) -> None:
+    """The heartbeat rule counts jobs above the exporter bucket ``le=heartbeat_lag_seconds``: it must exist."""
+    sys.path.insert(0, str(HERE.parent))
+    from bes_exporter.config import SCHEMA
+
+    buckets = SCHEMA["heartbeat"]["buckets"][1]
+    lag = values.get("heartbeat_lag_seconds")
+    if lag not in buckets:
+        raise SystemExit(f"{path}: heartbeat_lag_seconds {lag} is not a bucket bound of the exporter's"
+                         f" heartbeat.buckets {buckets}: choose one of them, or add it to the default in"
+                         " bes_exporter/config.py (and to every exporter's heartbeat.buckets)")
 
 
 def render_all(values: dict) -> dict[str, str]:
