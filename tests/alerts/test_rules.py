@@ -271,7 +271,8 @@ def test_build_refuses_a_heartbeat_lag_the_exporter_has_no_bucket_for(tmp_path):
     """The heartbeat rule reads the bucket le=heartbeat_lag_seconds: a value without one would silence it."""
     text = (ALERTS / "thresholds.yml").read_text().replace("heartbeat_lag_seconds: 1800", "heartbeat_lag_seconds: 1700")
     (tmp_path / "thresholds.yml").write_text(text)
-    done = run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import build; from pathlib import"
-                " Path; build.load_thresholds(Path(sys.argv[2]))", str(ALERTS), str(tmp_path / "thresholds.yml")])
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import build; from"
+                           " pathlib import Path; build.load_thresholds(Path(sys.argv[2]))", str(ALERTS),
+                           str(tmp_path / "thresholds.yml")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "heartbeat_lag_seconds 1700 is not a bucket bound" in done.stderr
