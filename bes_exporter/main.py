@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"address to serve /metrics on (default {DEFAULT_LISTEN})")
     p.add_argument("--web.config.file", dest="web_config", metavar="PATH",
                    help="TLS and basic auth settings, exporter-toolkit format (docs/security.md)")
+    p.add_argument("--web.timeout-offset", dest="timeout_offset", type=float, default=0.5, metavar="SECONDS",
+                   help="finish this long before Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds);"
+                        " default 0.5")
     p.add_argument("--once", action="store_true",
                    help="collect once, print the exposition, exit 0 if the database answered, else 1")
     p.add_argument("--log.level", dest="log_level", default="info",
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config_file)
         host, port = parse_listen(args.listen)
         web = WebConfigSource(args.web_config) if args.web_config else None
+        if not 0 <= args.timeout_offset <= 60:
+            raise ConfigError(f"--web.timeout-offset {args.timeout_offset}: give seconds from 0 to 60, e.g. 0.5")
     except ConfigError as exc:
         print(f"bes-exporter: {exc}", file=sys.stderr)
         return 2
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(generate_latest(registry).decode())
         return 0 if collector.last_up else 1
     try:
-        server = serve(registry, host, port, web)
+        server = serve(registry, host, port, web, args.timeout_offset)
     except OSError as exc:
         print(f"bes-exporter: --web.listen-address {args.listen}: {exc.strerror}; choose a free port",
               file=sys.stderr)

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from .collector import scrape_deadline
 from .webconfig import WebConfig, WebConfigSource
 
 log = logging.getLogger("bes_exporter")
@@ -53,7 +54,18 @@ class _AuthLog:
         log.warning("refused basic auth from %s for user %r%s", client, user[:64], more)
 
 
-def make_handler(registry: CollectorRegistry):
+def _deadline(header: str | None, offset: float) -> float | None:
+    """Monotonic deadline from Prometheus's X-Prometheus-Scrape-Timeout-Seconds, less ``offset``."""
+    try:
+        timeout = float(header) if header else 0.0
+    except ValueError:
+        return None
+    if not 0 < timeout < 1e6:
+        return None
+    return time.monotonic() + max(timeout - offset, 0.1 * timeout)
+
+
+def make_handler(registry: CollectorRegistry, timeout_offset: float = 0.5):
     class Handler(BaseHTTPRequestHandler):
         server_version = "bes-exporter"
         timeout = IDLE_TIMEOUT
@@ -72,7 +84,9 @@ def make_handler(registry: CollectorRegistry):
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                body, status = encoder(registry), 200
+                with scrape_deadline(_deadline(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"),
+                                               timeout_offset)):
+                    body, status = encoder(registry), 200
             elif path == "/":
                 body, content_type, status = LANDING, "text/html; charset=utf-8", 200
             else:
@@ -176,8 +190,8 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
 
 def serve(registry: CollectorRegistry, host: str, port: int,
-          web: WebConfigSource | None = None) -> ExporterHTTPServer:
+          web: WebConfigSource | None = None, timeout_offset: float = 0.5) -> ExporterHTTPServer:
     """Start serving in a daemon thread; returns the server (``.server_address`` has the real port)."""
-    server = ExporterHTTPServer((host, port), make_handler(registry), web)
+    server = ExporterHTTPServer((host, port), make_handler(registry, timeout_offset), web)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

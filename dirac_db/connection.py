@@ -15,8 +15,16 @@ import pymysql
 log = logging.getLogger("bes_exporter")
 
 
+STATEMENT_TIMEOUT = (1969, 3024)  # MariaDB max_statement_time, MySQL max_execution_time exceeded
+
+
 class DatabaseError(Exception):
-    """The database could not be reached or a statement failed; the message never holds the password."""
+    """The database could not be reached or a statement failed; the message never holds the password.
+    ``code`` is the server's error number when there is one."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class Database:
@@ -73,17 +81,28 @@ class Database:
         if self.conn is None:
             self.conn = self._connect()
 
-    def query(self, sql: str, args=None) -> list[tuple]:
-        """Run one statement; on any error the connection is dropped and DatabaseError raised."""
+    def query(self, sql: str, args=None, timeout: float | None = None) -> list[tuple]:
+        """Run one statement, bounded by ``timeout`` seconds if shorter than ``query_timeout``; on any error
+        the connection is dropped and DatabaseError raised."""
         self.ensure()
         assert self.conn is not None
+        if timeout is not None and timeout < float(self.cfg["query_timeout"]):
+            sql = self._bounded(sql, max(timeout, 0.01))
         try:
             with self.conn.cursor() as cur:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
         except pymysql.MySQLError as exc:
             self.close()
-            raise DatabaseError(_reason(exc)) from None
+            raise DatabaseError(_reason(exc), exc.args[0] if exc.args and isinstance(exc.args[0], int) else None) \
+                from None
+
+    def _bounded(self, sql: str, seconds: float) -> str:
+        """The statement with its own time limit (MariaDB: SET STATEMENT; MySQL: the optimizer hint)."""
+        if self.mariadb:
+            return f"SET STATEMENT max_statement_time = {seconds:.3f} FOR {sql.strip()}"
+        head, _, rest = sql.strip().partition(" ")
+        return f"{head} /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */ {rest}"
 
     def now(self) -> dt.datetime:
         """The database's UTC clock, the reference for watermarks and ages."""

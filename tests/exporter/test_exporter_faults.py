@@ -12,7 +12,7 @@ import pymysql
 import pytest
 import yaml
 from dirac_instance import make_instance
-from metrics_util import http_scrape
+from metrics_util import http_scrape, parse_text
 from private_mariadb import PrivateMariaDB, free_port
 
 IHEP = "BES.IHEP-PBS.cn"
@@ -137,6 +137,39 @@ def test_statement_held_by_a_lock_times_out_others_still_report(dirac, tmp_path)
             cur.execute("UNLOCK TABLES")
         s, _ = server.scrape()
         assert s.v("dirac_exporter_collector_success", collector="jobs") == 1
+    finally:
+        locker.close()
+        server.stop()
+
+
+def test_slow_database_fits_the_scrape_timeout_and_says_what_was_cut(dirac, tmp_path):
+    """A slow (not down) JobDB: the scrape answers within Prometheus's timeout with dirac_up 1, the collectors
+    that could not finish marked cut, the others reporting (issue #20 item 4)."""
+    cfg = dirac.config(database={"query_timeout": 10})  # alone, 2 x query_timeout = 20 s: past any scrape_timeout
+    server = ExporterServer(cfg, tmp_path)
+    locker = pymysql.connect(host=dirac.host, port=dirac.port, user="root", password="", autocommit=False)
+    try:
+        dirac.writer.set_site_status(IHEP, "Banned")
+        server.scrape()
+        with locker.cursor() as cur:
+            cur.execute(f"LOCK TABLES `{dirac.dbs.jobdb}`.Jobs WRITE")
+        req = urllib.request.Request(server.url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "4"})
+        t0 = time.monotonic()
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            s = parse_text(resp.read().decode())
+        took = time.monotonic() - t0
+        assert took < 4, f"the scrape took {took:.1f} s, past Prometheus's 4 s timeout"
+        assert s.v("dirac_up") == 1
+        assert s.v("dirac_exporter_collector_success", collector="jobs") == 0
+        assert s.v("dirac_exporter_collector_cut", collector="jobs") == 1
+        assert s.v("dirac_exporter_collector_success", collector="site_status") == 1
+        assert s.v("dirac_exporter_collector_cut", collector="site_status") == 0
+        assert s.v("dirac_site_status", site=IHEP, status="Banned") == 1
+        with locker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        s, _ = server.scrape()
+        assert s.v("dirac_exporter_collector_success", collector="jobs") == 1
+        assert s.v("dirac_exporter_collector_cut", collector="jobs") == 0
     finally:
         locker.close()
         server.stop()
