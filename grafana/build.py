@@ -79,8 +79,8 @@ def var_query(name: str, query: str, label: str, multi: bool = True, all_option:
     every = multi and all_option
     return {"name": name, "label": label, "type": "query", "datasource": DS,
             "query": {"query": query, "refId": f"var-{name}"}, "definition": query, "refresh": 2,
-            "includeAll": every, "multi": multi, "allValue": ".*" if every else None, "sort": 1,
-            "current": {}, "hide": 0, "options": [], "regex": ""}
+            "includeAll": every, "multi": multi, "sort": 1, "current": {}, "hide": 0, "options": [], "regex": "",
+            **({"allValue": ".*"} if every else {})}
 
 
 def layout(panels: list[dict]) -> list[dict]:
