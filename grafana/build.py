@@ -57,9 +57,9 @@ def state_mappings(states: dict[str, tuple[str, str]]) -> list[dict]:
 
 
 def panel(kind: str, title: str, desc: str, targets: list[dict], unit: str = "short", **extra) -> dict:
-    """A panel; ``custom``, ``mappings``, ``noValue`` and ``thresholds`` go to its field defaults, ``w``/``h``
-    to the layout; anything else (``options``, ``overrides``, ``transformations``) as given."""
-    defaults = {"unit": unit, **{k: extra.pop(k) for k in ("custom", "mappings", "noValue", "thresholds")
+    """A panel; ``custom``, ``decimals``, ``mappings``, ``noValue`` and ``thresholds`` go to its field defaults,
+    ``w``/``h`` to the layout; anything else (``options``, ``overrides``, ``transformations``) as given."""
+    defaults = {"unit": unit, **{k: extra.pop(k) for k in ("custom", "decimals", "mappings", "noValue", "thresholds")
                                  if k in extra}}
     if "thresholds" in defaults:
         defaults["color"] = {"mode": "thresholds"}
@@ -140,9 +140,10 @@ def link(title: str, url: str) -> list[dict]:
 USER_LINK = link("User view", "/d/dirac-user/dirac-user?var-owner=${__value.raw}&" + INSTANCE_LINK)
 CELL = {"custom__cellOptions": {"type": "color-background"}}
 TEXT = {"custom__cellOptions": {"type": "color-text"}}
-# 0: Prometheus cannot scrape it (dead exporter: up == 0), 1: scraped but JobDB silent, 2: both fine.
+# 0: Prometheus cannot scrape it (dead exporter: up == 0; or no such target, as DiracExporterDown), 1: scraped
+# but JobDB silent, 2: both fine.
 EXPORTER_STATES = {"0": ("DOWN", "red"), "1": ("NO JOBDB", "orange"), "2": ("UP", "green")}
-EXPORTER_STATE = f"min(up{{{TARGET}}}) * (1 + (min(dirac_up{{{EXP}}}) or vector(0)))"
+EXPORTER_STATE = f"(min(up{{{TARGET}}}) or vector(0)) * (1 + (min(dirac_up{{{EXP}}}) or vector(0)))"
 
 
 def exporter_state(w: int, h: int) -> dict:
@@ -176,9 +177,9 @@ def overview() -> dict:
         byname("Availability 7d", thresholds=avail, **pct, **CELL),
         byname("Failure ratio 30m, all jobs", thresholds=ratio_thresholds(), **pct, **TEXT),
         byname("Site's own failure ratio 30m", thresholds=ratio_thresholds(), **pct, **CELL),
-        byname("Left out: users' failures", noValue="0", links=link(
+        byname("Left out: users' failures", noValue="0", decimals=0, links=link(
             "Users' failures", "/d/dirac-site/dirac-site?var-site=${__data.fields.site}&" + INSTANCE_LINK)),
-        byname("Left out: black-hole nodes' failures", noValue="0"),
+        byname("Left out: black-hole nodes' failures", noValue="0", decimals=0),
         byname("Pilot failure ratio 1h", **pct, **CELL, thresholds=thresholds(
             (None, "green"), (T["pilot_rising_min_ratio"], "orange"), (T["pilot_failure_ratio"], "red"))),
         byname("Firing alerts", thresholds=thresholds((None, "green"), (1, "red")), **CELL),
@@ -225,8 +226,8 @@ def overview() -> dict:
                       instant=True, table=True),
                target(f'sum by (owner, owner_group) (owner:dirac_jobs_failed_before_running:increase30m{{{DI}, '
                       f'owner!="other"}}) > 0', ref="B", instant=True, table=True)],
-              **table_of({"Value #A": "Failed where they ran", "Value #B": "Failed before running"},
-                         [byname("owner", links=USER_LINK)])),
+              decimals=0, **table_of({"Value #A": "Failed where they ran", "Value #B": "Failed before running"},
+                                     [byname("owner", links=USER_LINK)])),
         panel("table", "Top fail reasons", "Most frequent reasons of failed jobs over the dashboard's range "
               "(DIRAC's MinorStatus, normalised).",
               [target(f"topk(15, sum by (site, reason) (increase(dirac_jobs_failed_total{{{EXP}, {SITE}}}"
@@ -249,6 +250,7 @@ def site_detail() -> dict:
     def owners(rule: str) -> str:
         return f"sum by (owner, owner_group) ({rule}{{{RS}}})"
 
+    counts = [byname(c, decimals=0) for c in ("Finished", "Failed")]  # increase() extrapolates
     panels = [
         panel("timeseries", "Jobs by status", "Jobs currently in each non-final status (probe jobs excluded).",
               [target(f"sum by (status) (dirac_jobs{{{sel}}})", "{{status}}")],
@@ -290,7 +292,7 @@ def site_detail() -> dict:
                       ref="D", instant=True, table=True)], w=24,
               **table_of({"Value #A": "Finished", "Value #B": "Failed", "Value #C": "Failure ratio",
                           "Value #D": "User's own fault"},
-                         [byname("owner", links=USER_LINK), byname("Failure ratio", unit="percentunit",
+                         [byname("owner", links=USER_LINK), *counts, byname("Failure ratio", unit="percentunit",
                                                                    thresholds=ratio_thresholds(), **TEXT),
                           byname("User's own fault", noValue="no",
                                  mappings=state_mappings({"1": ("yes", "orange")}), **TEXT)])),
@@ -443,6 +445,7 @@ def user() -> dict:
     owner = var_query("owner", f"label_values(dirac_owner_jobs_finished_total{{{EXP}}}, owner)", "Owner",
                       all_option=False)
     us = f'{DI}, owner=~"$owner"'
+    counts = [byname(c, decimals=0) for c in ("Finished", "Failed")]  # increase() extrapolates
 
     def sites(rule: str) -> str:
         return f"sum by (site) ({rule}{{{us}}})"
@@ -454,14 +457,16 @@ def user() -> dict:
               [target(f"max(owner:dirac_jobs_user_fault:bool{{{us}}})", instant=True)], w=6, h=4, noValue="no",
               mappings=state_mappings({"1": ("yes", "orange")})),
         panel("stat", "Failed after running (30 min)", "The owner's jobs that ran and failed, at all sites.",
-              [target(f"sum(site_owner:dirac_jobs_failed:increase30m{{{us}}})", instant=True)], w=6, h=4),
+              [target(f"sum(site_owner:dirac_jobs_failed:increase30m{{{us}}})", instant=True)], w=6, h=4,
+              decimals=0),
         panel("stat", "Failure ratio (30 min)", "Failed / finished jobs of the owner over 30 min, at all sites.",
               [target(f"sum(site_owner:dirac_jobs_failed:increase30m{{{us}}})"
                       f" / sum(site_owner:dirac_jobs_finished:increase30m{{{us}}})", instant=True)],
               unit="percentunit", w=6, h=4, thresholds=ratio_thresholds()),
         panel("stat", "Failed before running (30 min)", "The owner's jobs that DIRAC's optimizers failed before "
               "they reached a site (input data, JDL, no candidate site): the user's or DIRAC's, never a site's.",
-              [target(f"sum(owner:dirac_jobs_failed_before_running:increase30m{{{us}}})", instant=True)], w=6, h=4),
+              [target(f"sum(owner:dirac_jobs_failed_before_running:increase30m{{{us}}})", instant=True)], w=6, h=4,
+              decimals=0),
         panel("table", "Where the jobs fail (30 min)", "Per site: the owner's finished and failed jobs, its failure "
               "ratio there (sites with enough of its jobs to judge) and the other owners' failure ratio at the "
               "same site: high for the owner and low for the others is the user's workflow, not the site.",
@@ -474,7 +479,7 @@ def user() -> dict:
               **table_of({"Value #A": "Finished", "Value #B": "Failed", "Value #C": "Owner's failure ratio",
                           "Value #D": "Other owners' failure ratio"},
                          [byname("site", links=link("Site detail", "/d/dirac-site/dirac-site?var-site=${__value.raw}&"
-                                                    + INSTANCE_LINK)),
+                                                    + INSTANCE_LINK)), *counts,
                           *[byname(c, unit="percentunit", thresholds=ratio_thresholds(), **TEXT)
                             for c in ("Owner's failure ratio", "Other owners' failure ratio")]])),
         panel("timeseries", "Failed jobs per minute by site", "The owner's jobs ending Failed, per site.",
