@@ -344,8 +344,9 @@ def exporter_health() -> dict:
 
 
 def user() -> dict:
-    owner = var_query("owner", f"label_values(dirac_owner_jobs_finished_total{{{EXP}}}, owner)", "Owner",
-                      all_option=False)
+    # also the owners whose jobs all failed before running
+    owners = "dirac_owner_jobs_finished_total|dirac_jobs_failed_before_running_total"
+    owner = var_query("owner", f'label_values({{__name__=~"{owners}", {EXP}}}, owner)', "Owner", all_option=False)
     us = f'{DI}, owner=~"$owner"'
     counts = [byname(c, decimals=0) for c in ("Finished", "Failed")]  # increase() extrapolates
 

@@ -77,7 +77,8 @@ def test_queries_name_only_exported_metrics_and_existing_runbook_anchors(path):
     known = known_names()
     queries = exprs(dash) + [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
     for expr in queries:
-        for name in re.findall(r"(?<![\w\"'])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr):
+        named = re.findall(r"(?<![\w\"'])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr)
+        for name in named + [n for alt in re.findall(r'__name__=~"([^"]+)"', expr) for n in alt.split("|")]:
             if "dirac" in name or name in BUILTIN:
                 assert name in known, f"{path.name}: {name} is exported by nothing ({expr})"
     runbook = (ROOT / "alerts" / "runbook.md").read_text().lower()
