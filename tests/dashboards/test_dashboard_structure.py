@@ -77,7 +77,8 @@ def test_queries_name_only_exported_metrics_and_existing_runbook_anchors(path):
     known = known_names()
     queries = exprs(dash) + [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
     for expr in queries:
-        for name in re.findall(r"(?<![\w\"'])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr):
+        named = re.findall(r"(?<![\w\"'])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr)
+        for name in named + [n for alt in re.findall(r'__name__=~"([^"]+)"', expr) for n in alt.split("|")]:
             if "dirac" in name or name in BUILTIN:
                 assert name in known, f"{path.name}: {name} is exported by nothing ({expr})"
     runbook = (ROOT / "alerts" / "runbook.md").read_text().lower()
@@ -85,3 +86,53 @@ def test_queries_name_only_exported_metrics_and_existing_runbook_anchors(path):
     for p in all_panels(dash):
         for anchor in re.findall(r"runbook\.md#([a-z0-9]+)", p["description"]):
             assert anchor in anchors, f"{path.name}: {p['title']!r} links a missing runbook section #{anchor}"
+
+
+def exporter_metrics() -> set[str]:
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    section = doc.split("## Exporter", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(dirac_[a-z0-9_]+)`", section, re.M))
+
+
+def instance_keeping_rules() -> set[str]:
+    """Recording rules that keep `dirac_instance`: they name it, or a rule that keeps it (to a fixpoint)."""
+    rules = {r["record"]: r["expr"] for path in (ROOT / "alerts" / "rules").glob("*.yml")
+             for group in yaml.safe_load(path.read_text())["groups"] for r in group["rules"] if "record" in r}
+    keep: set[str] = set()
+    while True:
+        more = {name for name, expr in rules.items()
+                if "dirac_instance" in expr or any(k in re.findall(r"[\w:]+", expr) for k in keep)} - keep
+        if not more:
+            return keep
+        keep |= more
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric, matchers) of every selector in ``expr``; matchers "" when the name has none."""
+    return re.findall(r"(?<![\w:\"'])([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?", expr)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.name for p in DASHBOARDS])
+def test_exporter_series_and_their_rules_follow_the_instance_variables(path):
+    """Two DIRAC instances never merge: exporter series select $instance and $dirac_instance, recording rules
+    (which keep only dirac_instance) $dirac_instance."""
+    exported, rules = exporter_metrics(), instance_keeping_rules()
+    assert {"dirac_up", "dirac_owner_jobs_finished_total"} <= exported
+    assert {"site:dirac_jobs_failed:ratio_rate30m", "site_owner:dirac_jobs_failed:increase30m"} <= rules
+    assert "site:dirac_probe_state:code" not in rules
+    wrong = []
+    for expr in exprs(json.loads(path.read_text())):
+        for name, matchers in selectors(expr):
+            need = (['instance=~"$instance"'] if name in exported else []) + (
+                ['dirac_instance=~"$dirac_instance"'] if name in exported | rules else [])
+            wrong += [f"{name}{{{matchers}}} lacks {m}" for m in need if m not in matchers]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_probe_result_age_uses_the_clock_of_the_missing_alert():
+    rules = yaml.safe_load((ROOT / "alerts" / "rules" / "probes.yml").read_text())
+    alert = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "DiracProbeResultMissing")
+    clock = re.search(r"time\(\) - max by \(site, ce\) \((\w+)\{(job=\"\w+\")", alert["expr"])
+    dash = json.loads((ROOT / "grafana" / "dashboards" / "dirac-probes.json").read_text())
+    [age] = [p for p in all_panels(dash) if p["title"] == "Age of the latest probe result"]
+    assert clock and re.match(rf"time\(\) - max by \(site, ce\) \({clock[1]}\{{{clock[2]}", age["targets"][0]["expr"])
