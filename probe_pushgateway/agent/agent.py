@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily
 
 from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, NoOutput, make_backend
 from .config import Config, ConfigError
@@ -34,6 +35,28 @@ STATUSES = ("ok", "failed", "bad", "busy", "unknown")
 HARVEST_OUTCOMES = ("pushed", "refused", "missing")
 # A probe result counts for a job if pushed after the job's submission (minus this clock slack).
 CLOCK_SLACK = 120.0
+
+
+HELPS = {
+    "dirac_probe_submitted_timestamp_seconds": "When the agent last submitted a probe job for this target",
+    "dirac_probe_status": "Probe state of the target (one-hot): ok, failed, bad, busy, unknown",
+    "dirac_site_downtime": "1 while the target is in a declared scheduled downtime",
+    "dirac_probe_harvests": "Probe results the reaper looked for in finished probe jobs' output, by outcome",
+}
+
+
+class _Counter:
+    """A counter family whose totals come from the state file, pushed without prometheus_client's ``_created``
+    sample (it would be a spurious ``<name>_created`` series, reset by every push)."""
+
+    def __init__(self, name: str, documentation: str, label: str, values: dict[str, float]) -> None:
+        self.name, self.documentation, self.label, self.values = name, documentation, label, values
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self.values.items():
+            family.add_metric([value], count)
+        yield family
 
 
 @dataclass
@@ -156,23 +179,15 @@ class Agent:
     def _push_target(self, target: Target, values: dict[str, float | dict[str, float]]) -> None:
         """Push-add metrics into the target's agent group (``job=bes_probe_agent, site, ce``)."""
         reg = CollectorRegistry()
-        helps = {
-            "dirac_probe_submitted_timestamp_seconds": "When the agent last submitted a probe job for this target",
-            "dirac_probe_status": "Probe state of the target (one-hot): ok, failed, bad, busy, unknown",
-            "dirac_site_downtime": "1 while the target is in a declared scheduled downtime",
-            "dirac_probe_harvests": "Probe results the reaper looked for in finished probe jobs' output, by outcome",
-        }
         for name, value in values.items():
             if name == "dirac_probe_harvests" and isinstance(value, dict):
-                c = Counter(name, helps[name], ["outcome"], registry=reg)
-                for label, v in value.items():
-                    c.labels(label).inc(v)
+                reg.register(_Counter(name, HELPS[name], "outcome", value))
             elif isinstance(value, dict):
-                g = Gauge(name, helps[name], ["status"], registry=reg)
+                g = Gauge(name, HELPS[name], ["status"], registry=reg)
                 for label, v in value.items():
                     g.labels(label).set(v)
             else:
-                Gauge(name, helps[name], registry=reg).set(value)
+                Gauge(name, HELPS[name], registry=reg).set(value)
         self.pgw.pushadd(AGENT_JOB, {"site": target.site, "ce": target.ce_label}, reg)
 
     def identity(self, snapshot: dict) -> tuple[str | None, str | None] | None:

@@ -110,6 +110,10 @@ def test_reap_classifies_kills_pushes_and_retires_fake_dirac_server(fake_dirac_s
         ("BES.IHEP-PBS.cn", "ce02.ihep.ac.cn"): ("failed", 0.0),
         ("GRID.LOCAL.cn", "ce.local.test"): ("unknown", 0.0),
     }
+    # The harvest counter is pushed without prometheus_client's spurious <name>_created series.
+    families = {name for g in read_pushgateway_metrics(pushgateway) if g["labels"].get("job") == "bes_probe_agent"
+                for name in g if name.startswith("dirac_")}
+    assert "dirac_probe_harvests_total" in families and not {f for f in families if f.endswith("_created")}
     assert [_status(dirac, j) for j in (busy, bad, unknown, stuck)] == ["Deleted"] * 4
     assert _status(dirac, young) == "Waiting"
     assert _status(dirac, other_group) == "Received"
