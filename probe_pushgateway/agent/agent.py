@@ -18,7 +18,18 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily
 
-from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, NoOutput, make_backend
+from .backends import (
+    FINAL,
+    HELD,
+    QUEUED,
+    RUNNING,
+    UNKNOWN,
+    WAITING,
+    Backend,
+    BackendError,
+    NoOutput,
+    make_backend,
+)
 from .config import Config, ConfigError
 from .diracjob import DiracError, build_probe_job, configured_sites, initialize, probe_push, target_probe
 from .harvest import MAX_OUTPUT, PROBE_LOG, HarvestRefused, NoResult, parse_result
@@ -110,14 +121,17 @@ class Candidate:
     backend: str | None = None  # the back-end of a job the submitter recorded (only those are harvested)
 
 
-def classify(waiting: bool, activity: SiteActivity) -> str:
-    """BES3's SAM rule for a probe job past its timeout.
+def classify(status: str, activity: SiteActivity) -> str:
+    """BES3's SAM rule (BESDIRAC ``CEBaseTest.getTestResult``) for a probe job past its timeout.
 
-    Still waiting while the site runs nothing and finished nothing recently -> ``bad``; the site runs
-    other jobs -> ``busy``; otherwise ``unknown``. (A probe stuck in Running is never ``bad``: it did
-    reach a worker node.)
+    ``Waiting`` (queued for the site's pilots) while the site has no Running and no Done job in
+    ``probe.done_window`` -> ``bad``; the site runs other jobs -> ``busy``; otherwise ``unknown``. A job DIRAC
+    still holds (:data:`.backends.HELD`: optimizers, staging, a banned site) never reached the site: ``unknown``
+    whatever the site does. Matched or Running: it reached a worker node, never ``bad``.
     """
-    if waiting and activity.running == 0 and activity.done == 0:
+    if status in HELD:
+        return "unknown"
+    if status == QUEUED and activity.running == 0 and activity.done == 0:
         return "bad"
     if activity.running > 0:
         return "busy"
@@ -399,23 +413,22 @@ class Agent:
                 c.target = target_from_key(recorded[jid][0])
                 c.submitted = float(recorded[jid][1].get("submitted") or 0) or c.submitted
 
-        timed_out: list[tuple[Candidate, bool]] = []
+        timed_out: list[Candidate] = []
         finished: list[Candidate] = []
         for c in cands.values():
             if c.status in FINAL or c.status == UNKNOWN:
                 finished.append(c)
-            elif c.status in WAITING and c.waited > probe["waiting_timeout"]:
-                timed_out.append((c, True))
-            elif c.status in RUNNING and c.ran > probe["running_timeout"]:
-                timed_out.append((c, False))
+            elif (c.status in WAITING and c.waited > probe["waiting_timeout"]
+                  or c.status in RUNNING and c.ran > probe["running_timeout"]):
+                timed_out.append(c)
         for h in snapshot["finished"]:
             finished.append(Candidate(str(h.get("job_id")), target_from_key(h.get("key", "")),
                                       h.get("status", UNKNOWN), 0, 0, float(h.get("submitted") or 0),
                                       backend=h.get("backend")))
 
         activity: dict[str, SiteActivity] | None = None
-        if timed_out:
-            sites = sorted({c.target.site if c.target else "" for c, _ in timed_out} - {""})
+        sites = sorted({c.target.site if c.target else "" for c in timed_out if c.status not in HELD} - {""})
+        if sites:
             if self.jobdb is None:
                 log.warning("no 'database' configured: timed-out probe jobs are classified 'unknown'")
             else:
@@ -425,13 +438,15 @@ class Agent:
                     stats.fail("db", f"{exc}; timed-out probe jobs are classified 'unknown'")
         events: dict[str, dict] = {}
         removed: set[str] = set()
-        for c, waiting in timed_out:
+        for c in timed_out:
             act = activity.get(c.target.site if c.target else "", SiteActivity()) if activity is not None else None
-            cls = classify(waiting, act) if act is not None else "unknown"
-            age = c.waited if waiting else c.ran
-            log.info("probe job %s for %s: %s for %.0f s, past its timeout -> %s (site: %s running, %s done)",
-                     c.job_id, c.target or "an unknown target", c.status, age, cls,
-                     act.running if act else "?", act.done if act else "?")
+            if c.status in HELD:
+                cls, why = "unknown", "held by DIRAC, never queued for the site"
+            else:
+                cls = classify(c.status, act) if act is not None else "unknown"
+                why = f"site: {act.running if act else '?'} running, {act.done if act else '?'} done"
+            log.info("probe job %s for %s: %s for %.0f s, past its timeout -> %s (%s)", c.job_id,
+                     c.target or "an unknown target", c.status, c.waited if c.status in WAITING else c.ran, cls, why)
             if c.target is not None:
                 events[c.target.state_key] = {"status": cls, "time": now, "job_id": c.job_id}
             if backend is None:
