@@ -44,6 +44,7 @@ AGENT_JOB = "bes_probe_agent"
 PROBE_JOB = "bes_probe"
 STATUSES = ("ok", "failed", "bad", "busy", "unknown")
 HARVEST_OUTCOMES = ("pushed", "refused", "missing")
+FAILURE_KINDS = ("dirac", "db", "pushgateway", "config", "state", "internal")
 # A probe result counts for a job if pushed after the job's submission (minus this clock slack).
 CLOCK_SLACK = 120.0
 
@@ -244,6 +245,28 @@ class Agent:
                 log.info("job %s of JobGroup %s (owner %s, group %s) is not one of the agents' probe jobs: left"
                          " alone", r.job_id, p["job_group"], r.owner or "?", r.owner_group or "?")
         return out
+
+    def cycle(self, command: str, dry_run: bool = False) -> CycleStats:
+        """One ``submit`` or ``reap`` cycle, then the command's liveness push (not for a dry run)."""
+        stats = self.submit_cycle(dry_run=dry_run) if command == "submit" else self.reap_cycle()
+        if not dry_run:
+            self.push_liveness(stats)
+        return stats
+
+    def push_liveness(self, stats: CycleStats) -> None:
+        """Replace the command's own group ``job=bes_probe_agent, agent=submit|reap``: when its latest cycle
+        ended and the failures that cycle met, so DiracProbeAgentStale can name the command that went silent."""
+        reg = CollectorRegistry()
+        Gauge("dirac_probe_agent_last_cycle_timestamp_seconds", "When this agent command last finished a cycle",
+              registry=reg).set(self.clock())
+        failures = Gauge("dirac_probe_agent_cycle_failures", "Failures the latest cycle of this agent command met,"
+                         " by kind", ["kind"], registry=reg)
+        for kind in FAILURE_KINDS:
+            failures.labels(kind).set(stats.failures.get(kind, 0))
+        try:
+            self.pgw.push(AGENT_JOB, {"agent": stats.command}, reg)
+        except PushError as exc:
+            stats.fail("pushgateway", exc)
 
     # ---- submit -----------------------------------------------------------------------------------
 
