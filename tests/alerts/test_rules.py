@@ -292,3 +292,35 @@ def test_build_refuses_a_last_success_lookback_too_short_to_hold_the_last_succes
                                str(tmp_path / "thresholds.yml")], capture_output=True, text=True, timeout=60)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert message in done.stderr
+
+
+def test_alertmanager_silent_agent_inhibits_what_it_causes(tmp_path):
+    """A silent reaper covers its frozen verdicts (probe jobs ending without a result) but not the probe's own
+    failures; a silent agent covers the missing results and the submitter's unsent targets; a Pushgateway that
+    is down covers the agents' silence it causes."""
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    reap = {"alertname": "DiracProbeAgentStale", "severity": "warning", "blame": "monitoring", "agent": "reap"}
+    frozen = {"alertname": "DiracProbeFailing", "severity": "warning", "blame": "site", "source": "agent",
+              "site": "BES.WHU.cn", "ce": "none"}
+    own = {"alertname": "DiracProbeFailing", "severity": "warning", "blame": "site", "site": "BES.USTC.cn",
+           "ce": "none"}
+    missing = {"alertname": "DiracProbeResultMissing", "severity": "warning", "blame": "site",
+               "site": "BES.JINR.ru", "ce": "none"}
+    unsent = {"alertname": "DiracProbeNotSubmitted", "severity": "warning", "blame": "monitoring",
+              "agent": "submit"}
+    am = services.start_alertmanager(ALERTS / "alertmanager.yml", tmp_path / "alertmanager")
+    try:
+        _post_alerts(am.url, [_alert(x, later) for x in (reap, frozen, own, missing, unsent)])
+        _wait_for(am.url, {
+            "DiracProbeAgentStale": "active",
+            "DiracProbeFailing//BES.WHU.cn//none": "suppressed",
+            "DiracProbeFailing//BES.USTC.cn//none": "active",
+            "DiracProbeResultMissing//BES.JINR.ru//none": "suppressed",
+            "DiracProbeNotSubmitted": "suppressed",
+        })
+        pgw_down = {"alertname": "DiracPushgatewayDown", "severity": "warning", "blame": "monitoring",
+                    "instance": "pgw:9091"}
+        _post_alerts(am.url, [_alert(pgw_down, later)])
+        _wait_for(am.url, {"DiracPushgatewayDown": "active", "DiracProbeAgentStale": "suppressed"})
+    finally:
+        am.stop()
