@@ -61,6 +61,10 @@ def check_last_success_lookback(values: dict, path: Path) -> None:
     if have < need:
         raise SystemExit(f"{path}: probe_last_success_lookback {values['probe_last_success_lookback']} is shorter"
                          f" than probe_missing_seconds + probe_failing_min_seconds ({need:.0f} s): raise it")
+    window = values.get("probe_missing_window")
+    if window is not None and seconds(window) != seconds(values["probe_missing_seconds"]):
+        raise SystemExit(f"{path}: probe_missing_window {window} is not probe_missing_seconds"
+                         f" ({values['probe_missing_seconds']} s): set both to the same time")
 
 
 def check_heartbeat_bucket(values: dict, path: Path) -> None:

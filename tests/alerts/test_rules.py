@@ -278,15 +278,20 @@ def test_build_refuses_a_heartbeat_lag_the_exporter_has_no_bucket_for(tmp_path):
     assert "heartbeat_lag_seconds 1700 is not a bucket bound" in done.stderr
 
 
-def test_build_refuses_a_last_success_lookback_too_short_to_hold_the_last_success(tmp_path):
+def test_build_refuses_probe_windows_that_disagree(tmp_path):
     """DiracProbeFailing reads the last success over probe_last_success_lookback: shorter than
-    probe_missing_seconds + probe_failing_min_seconds, one failed run could page as two."""
+    probe_missing_seconds + probe_failing_min_seconds, one failed run could page as two; probe_missing_window
+    is probe_missing_seconds as a range."""
     text = (ALERTS / "thresholds.yml").read_text()
-    assert "probe_last_success_lookback: 4h " in text
-    for value, message in (("3h", "is shorter than probe_missing_seconds + probe_failing_min_seconds (12600 s)"),
-                           ("4 hours", "is not a Prometheus duration")):
-        (tmp_path / "thresholds.yml").write_text(text.replace("probe_last_success_lookback: 4h ",
-                                                              f"probe_last_success_lookback: {value} "))
+    for old, new, message in (
+            ("probe_last_success_lookback: 4h ", "probe_last_success_lookback: 3h ",
+             "is shorter than probe_missing_seconds + probe_failing_min_seconds (12600 s)"),
+            ("probe_last_success_lookback: 4h ", "probe_last_success_lookback: 4 hours ",
+             "is not a Prometheus duration"),
+            ("probe_missing_window: 2h ", "probe_missing_window: 3h ",
+             "probe_missing_window 3h is not probe_missing_seconds")):
+        assert old in text
+        (tmp_path / "thresholds.yml").write_text(text.replace(old, new))
         done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import build; from"
                                " pathlib import Path; build.load_thresholds(Path(sys.argv[2]))", str(ALERTS),
                                str(tmp_path / "thresholds.yml")], capture_output=True, text=True, timeout=60)
