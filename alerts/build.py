@@ -31,7 +31,40 @@ def load_thresholds(path: Path = THRESHOLDS) -> dict:
         if isinstance(value, (dict, list)) or value is None:
             raise SystemExit(f"{path}: {key} must be a number or a string")
     check_heartbeat_bucket(values, path)
+    check_last_success_lookback(values, path)
     return values
+
+
+def seconds(value: object) -> float:
+    """A number of seconds or a Prometheus duration (``4h``, ``1h30m``) as seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(value))
+    if not parts or "".join(n + u for n, u in parts) != str(value):
+        raise ValueError(value)
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(n) * unit[u] for n, u in parts)
+
+
+def check_last_success_lookback(values: dict, path: Path) -> None:
+    """DiracProbeFailing reads the last success over ``probe_last_success_lookback``: a range too short to hold
+    every success that can still prove a single failed run turns one failed run into "failed twice"."""
+    names = ("probe_missing_seconds", "probe_failing_min_seconds", "probe_last_success_lookback")
+    if not all(n in values for n in names):
+        return  # render_all names the missing one
+    need = seconds(values["probe_missing_seconds"]) + seconds(values["probe_failing_min_seconds"])
+    try:
+        have = seconds(values["probe_last_success_lookback"])
+    except ValueError:
+        raise SystemExit(f"{path}: probe_last_success_lookback {values['probe_last_success_lookback']!r} is not a"
+                         " Prometheus duration: write it like 4h") from None
+    if have < need:
+        raise SystemExit(f"{path}: probe_last_success_lookback {values['probe_last_success_lookback']} is shorter"
+                         f" than probe_missing_seconds + probe_failing_min_seconds ({need:.0f} s): raise it")
+    window = values.get("probe_missing_window")
+    if window is not None and seconds(window) != seconds(values["probe_missing_seconds"]):
+        raise SystemExit(f"{path}: probe_missing_window {window} is not probe_missing_seconds"
+                         f" ({values['probe_missing_seconds']} s): set both to the same time")
 
 
 def check_heartbeat_bucket(values: dict, path: Path) -> None:

@@ -360,7 +360,7 @@ def agent_files(s: Settings) -> Path:
         "targets": s.probe_sites,
         "probe": {"pyz": str(pyz), "config": str(adir / "probe-{site}.yml"),
                   "period": sim(3600), "waiting_timeout": sim(2400), "running_timeout": sim(2400),
-                  "done_window": sim(3600)},
+                  "done_window": sim(86400)},
         "pushgateway": {"url": s.url("pushgateway"), "timeout": 5},
         "backend": {"type": "local"},
         "database": {**_db_section(s), "jobdb": f"{s.db_prefix}JobDB"},

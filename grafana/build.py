@@ -335,8 +335,8 @@ def exporter_health() -> dict:
         panel("timeseries", "Scrape duration", "Whole scrape of each exporter as Prometheus saw it.",
               [target(f"scrape_duration_seconds{{{TARGET}}}", "{{instance}}")], unit="s"),
         panel("timeseries", "Age of the last push per Pushgateway group", runbook("DiracProbeResultMissing",
-              "Seconds since each probe/agent group last pushed."),
-              [target(f'time() - push_time_seconds{{job=~"{PROBE}|{AGENT}"}}', "{{job}} {{site}} {{ce}}")],
+              "Seconds since each probe/agent group last pushed (an agent command's liveness: `agent`)."),
+              [target(f'time() - push_time_seconds{{job=~"{PROBE}|{AGENT}"}}', "{{job}} {{agent}}{{site}} {{ce}}")],
               unit="s", w=24),
     ]
     return dashboard("dirac-exporter", "DIRAC monitoring health", "Is the monitoring itself working?",

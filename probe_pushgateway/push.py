@@ -109,8 +109,11 @@ def build_registry(results: List[Result], info: RunInfo,
     if last_success is not None:
         Gauge("dirac_probe_last_success_timestamp_seconds", "Last run where all checks passed",
               registry=reg).set(last_success)
-    Gauge("dirac_probe_info", "Which worker node and DIRAC job produced this result",
-          ["host", "dirac_job_id"], registry=reg).labels(info.host, info.job_id).set(1)
+    Gauge("dirac_probe_info", "Which worker node produced this result", ["host"],
+          registry=reg).labels(info.host).set(1)
+    if info.job_id.isdigit():  # a value, not a label: a label would make a new series every run
+        Gauge("dirac_probe_job_id", "DIRAC job ID of the probe job that produced this result",
+              registry=reg).set(int(info.job_id))
     return reg
 
 

@@ -15,9 +15,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily
 
-from .backends import FINAL, RUNNING, UNKNOWN, WAITING, Backend, BackendError, NoOutput, make_backend
+from .backends import (
+    FINAL,
+    HELD,
+    QUEUED,
+    RUNNING,
+    UNKNOWN,
+    WAITING,
+    Backend,
+    BackendError,
+    NoOutput,
+    make_backend,
+)
 from .config import Config, ConfigError
 from .diracjob import DiracError, build_probe_job, configured_sites, initialize, probe_push, target_probe
 from .harvest import MAX_OUTPUT, PROBE_LOG, HarvestRefused, NoResult, parse_result
@@ -32,8 +44,31 @@ AGENT_JOB = "bes_probe_agent"
 PROBE_JOB = "bes_probe"
 STATUSES = ("ok", "failed", "bad", "busy", "unknown")
 HARVEST_OUTCOMES = ("pushed", "refused", "missing")
+FAILURE_KINDS = ("dirac", "db", "pushgateway", "config", "state", "internal")
 # A probe result counts for a job if pushed after the job's submission (minus this clock slack).
 CLOCK_SLACK = 120.0
+
+
+HELPS = {
+    "dirac_probe_submitted_timestamp_seconds": "When the agent last submitted a probe job for this target",
+    "dirac_probe_status": "Probe state of the target (one-hot): ok, failed, bad, busy, unknown",
+    "dirac_site_downtime": "1 while the target is in a declared scheduled downtime",
+    "dirac_probe_harvests": "Probe results the reaper looked for in finished probe jobs' output, by outcome",
+}
+
+
+class _Counter:
+    """A counter family whose totals come from the state file, pushed without prometheus_client's ``_created``
+    sample (it would be a spurious ``<name>_created`` series, reset by every push)."""
+
+    def __init__(self, name: str, documentation: str, label: str, values: dict[str, float]) -> None:
+        self.name, self.documentation, self.label, self.values = name, documentation, label, values
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self.values.items():
+            family.add_metric([value], count)
+        yield family
 
 
 @dataclass
@@ -87,14 +122,17 @@ class Candidate:
     backend: str | None = None  # the back-end of a job the submitter recorded (only those are harvested)
 
 
-def classify(waiting: bool, activity: SiteActivity) -> str:
-    """BES3's SAM rule for a probe job past its timeout.
+def classify(status: str, activity: SiteActivity) -> str:
+    """BES3's SAM rule (BESDIRAC ``CEBaseTest.getTestResult``) for a probe job past its timeout.
 
-    Still waiting while the site runs nothing and finished nothing recently -> ``bad``; the site runs
-    other jobs -> ``busy``; otherwise ``unknown``. (A probe stuck in Running is never ``bad``: it did
-    reach a worker node.)
+    ``Waiting`` (queued for the site's pilots) while the site has no Running and no Done job in
+    ``probe.done_window`` -> ``bad``; the site runs other jobs -> ``busy``; otherwise ``unknown``. A job DIRAC
+    still holds (:data:`.backends.HELD`: optimizers, staging, a banned site) never reached the site: ``unknown``
+    whatever the site does. Matched or Running: it reached a worker node, never ``bad``.
     """
-    if waiting and activity.running == 0 and activity.done == 0:
+    if status in HELD:
+        return "unknown"
+    if status == QUEUED and activity.running == 0 and activity.done == 0:
         return "bad"
     if activity.running > 0:
         return "busy"
@@ -156,23 +194,15 @@ class Agent:
     def _push_target(self, target: Target, values: dict[str, float | dict[str, float]]) -> None:
         """Push-add metrics into the target's agent group (``job=bes_probe_agent, site, ce``)."""
         reg = CollectorRegistry()
-        helps = {
-            "dirac_probe_submitted_timestamp_seconds": "When the agent last submitted a probe job for this target",
-            "dirac_probe_status": "Probe state of the target (one-hot): ok, failed, bad, busy, unknown",
-            "dirac_site_downtime": "1 while the target is in a declared scheduled downtime",
-            "dirac_probe_harvests": "Probe results the reaper looked for in finished probe jobs' output, by outcome",
-        }
         for name, value in values.items():
             if name == "dirac_probe_harvests" and isinstance(value, dict):
-                c = Counter(name, helps[name], ["outcome"], registry=reg)
-                for label, v in value.items():
-                    c.labels(label).inc(v)
+                reg.register(_Counter(name, HELPS[name], "outcome", value))
             elif isinstance(value, dict):
-                g = Gauge(name, helps[name], ["status"], registry=reg)
+                g = Gauge(name, HELPS[name], ["status"], registry=reg)
                 for label, v in value.items():
                     g.labels(label).set(v)
             else:
-                Gauge(name, helps[name], registry=reg).set(value)
+                Gauge(name, HELPS[name], registry=reg).set(value)
         self.pgw.pushadd(AGENT_JOB, {"site": target.site, "ce": target.ce_label}, reg)
 
     def identity(self, snapshot: dict) -> tuple[str | None, str | None] | None:
@@ -215,6 +245,28 @@ class Agent:
                 log.info("job %s of JobGroup %s (owner %s, group %s) is not one of the agents' probe jobs: left"
                          " alone", r.job_id, p["job_group"], r.owner or "?", r.owner_group or "?")
         return out
+
+    def cycle(self, command: str, dry_run: bool = False) -> CycleStats:
+        """One ``submit`` or ``reap`` cycle, then the command's liveness push (not for a dry run)."""
+        stats = self.submit_cycle(dry_run=dry_run) if command == "submit" else self.reap_cycle()
+        if not dry_run:
+            self.push_liveness(stats)
+        return stats
+
+    def push_liveness(self, stats: CycleStats) -> None:
+        """Replace the command's own group ``job=bes_probe_agent, agent=submit|reap``: when its latest cycle
+        ended and the failures that cycle met, so DiracProbeAgentStale can name the command that went silent."""
+        reg = CollectorRegistry()
+        Gauge("dirac_probe_agent_last_cycle_timestamp_seconds", "When this agent command last finished a cycle",
+              registry=reg).set(self.clock())
+        failures = Gauge("dirac_probe_agent_cycle_failures", "Failures the latest cycle of this agent command met,"
+                         " by kind", ["kind"], registry=reg)
+        for kind in FAILURE_KINDS:
+            failures.labels(kind).set(stats.failures.get(kind, 0))
+        try:
+            self.pgw.push(AGENT_JOB, {"agent": stats.command}, reg)
+        except PushError as exc:
+            stats.fail("pushgateway", exc)
 
     # ---- submit -----------------------------------------------------------------------------------
 
@@ -384,23 +436,22 @@ class Agent:
                 c.target = target_from_key(recorded[jid][0])
                 c.submitted = float(recorded[jid][1].get("submitted") or 0) or c.submitted
 
-        timed_out: list[tuple[Candidate, bool]] = []
+        timed_out: list[Candidate] = []
         finished: list[Candidate] = []
         for c in cands.values():
             if c.status in FINAL or c.status == UNKNOWN:
                 finished.append(c)
-            elif c.status in WAITING and c.waited > probe["waiting_timeout"]:
-                timed_out.append((c, True))
-            elif c.status in RUNNING and c.ran > probe["running_timeout"]:
-                timed_out.append((c, False))
+            elif (c.status in WAITING and c.waited > probe["waiting_timeout"]
+                  or c.status in RUNNING and c.ran > probe["running_timeout"]):
+                timed_out.append(c)
         for h in snapshot["finished"]:
             finished.append(Candidate(str(h.get("job_id")), target_from_key(h.get("key", "")),
                                       h.get("status", UNKNOWN), 0, 0, float(h.get("submitted") or 0),
                                       backend=h.get("backend")))
 
         activity: dict[str, SiteActivity] | None = None
-        if timed_out:
-            sites = sorted({c.target.site if c.target else "" for c, _ in timed_out} - {""})
+        sites = sorted({c.target.site if c.target else "" for c in timed_out if c.status not in HELD} - {""})
+        if sites:
             if self.jobdb is None:
                 log.warning("no 'database' configured: timed-out probe jobs are classified 'unknown'")
             else:
@@ -410,13 +461,15 @@ class Agent:
                     stats.fail("db", f"{exc}; timed-out probe jobs are classified 'unknown'")
         events: dict[str, dict] = {}
         removed: set[str] = set()
-        for c, waiting in timed_out:
+        for c in timed_out:
             act = activity.get(c.target.site if c.target else "", SiteActivity()) if activity is not None else None
-            cls = classify(waiting, act) if act is not None else "unknown"
-            age = c.waited if waiting else c.ran
-            log.info("probe job %s for %s: %s for %.0f s, past its timeout -> %s (site: %s running, %s done)",
-                     c.job_id, c.target or "an unknown target", c.status, age, cls,
-                     act.running if act else "?", act.done if act else "?")
+            if c.status in HELD:
+                cls, why = "unknown", "held by DIRAC, never queued for the site"
+            else:
+                cls = classify(c.status, act) if act is not None else "unknown"
+                why = f"site: {act.running if act else '?'} running, {act.done if act else '?'} done"
+            log.info("probe job %s for %s: %s for %.0f s, past its timeout -> %s (%s)", c.job_id,
+                     c.target or "an unknown target", c.status, c.waited if c.status in WAITING else c.ran, cls, why)
             if c.target is not None:
                 events[c.target.state_key] = {"status": cls, "time": now, "job_id": c.job_id}
             if backend is None:

@@ -25,9 +25,16 @@ from typing import Any, Protocol
 from .diracjob import DiracError, check_result, initialize, write_local_cfg
 from .targets import Target
 
+# DIRAC 9.1's job states: DIRACCommon/WorkloadManagementSystem/Client/JobStatus.py (JOB_STATES, JobsStateMachine).
 FINAL = frozenset({"Done", "Completed", "Failed", "Killed", "Deleted"})
-WAITING = frozenset({"Submitting", "Received", "Checking", "Scouting", "Staging", "Waiting", "Matched",
-                     "Rescheduled"})
+# Still in DIRAC's own hands, never offered to a site's pilots: JobManager (Submitting, Received), the optimizers
+# (Checking: JobScheduling holds a job for a banned site there, "Requested site(s) ... are inactive"), data
+# staging (Staging), scout jobs (Scouting), and Rescheduled (a virtual state on the way back to Received).
+HELD = frozenset({"Submitting", "Received", "Checking", "Staging", "Scouting", "Rescheduled"})
+# Only Waiting is in a task queue for the site's pilots: the one status BES3's rule may call bad.
+QUEUED = "Waiting"
+# Not running yet: the waiting timeout applies (Matched: a pilot took it, it did reach the site).
+WAITING = HELD | {QUEUED, "Matched"}
 RUNNING = frozenset({"Running", "Stalled", "Completing"})
 UNKNOWN = "Unknown"
 

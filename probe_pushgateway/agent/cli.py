@@ -52,11 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bes-probe-agent: --max-cycles must be at least 1", file=sys.stderr)
         return 2
     agent = Agent(cfg)
-    if args.command == "submit":
-        def cycle():
-            return agent.submit_cycle(dry_run=args.dry_run)
-    else:
-        cycle = agent.reap_cycle
+
+    def cycle():
+        return agent.cycle(args.command, dry_run=getattr(args, "dry_run", False))
     if not args.loop:
         try:
             stats = cycle()

@@ -49,7 +49,7 @@ SCHEMA: dict[str, Any] = {
         "waiting_timeout": ((int, float), 2400),
         "running_timeout": ((int, float), 2400),
         "cpu_time": (int, 900),
-        "done_window": ((int, float), 3600),
+        "done_window": ((int, float), 86400),
         "result_max_age": ((int, float), None),
         "harvest_max_age": ((int, float), None),
     },

@@ -32,7 +32,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "dirac_probe_check_info": ("check", "reason"),
     "dirac_probe_last_run_timestamp_seconds": (),
     "dirac_probe_last_success_timestamp_seconds": (),
-    "dirac_probe_info": ("host", "dirac_job_id"),
+    "dirac_probe_info": ("host",),
+    "dirac_probe_job_id": (),
 }
 _BEGIN_RE = re.compile(re.escape(BEGIN_MARK) + r" site=(\S+) ce=(\S+) exit=(\d+)\s*$")
 

@@ -85,13 +85,14 @@ class JobDB(Database):
                             owner_group=r[7] or "") for r in rows]
 
     def site_activity(self, sites: list[str], job_group: str, done_window: float) -> dict[str, SiteActivity]:
-        """Per site: other jobs Running/Completing now and Done/Completed in the last ``done_window`` s."""
+        """Per site: other jobs Running/Completing now and Done/Completed that ended (``EndExecTime``, as DIRAC's
+        ``getSiteSummaryWeb`` counts its last day) in the last ``done_window`` s. Rows by the StatusSite index."""
         out = {s: SiteActivity() for s in sites}
         if not sites:
             return out
         rows = self.query(
             f"SELECT Site, SUM(Status IN ('Running', 'Completing')),"
-            f" SUM(Status IN ('Done', 'Completed') AND LastUpdateTime >= UTC_TIMESTAMP() - INTERVAL %s SECOND)"
+            f" SUM(Status IN ('Done', 'Completed') AND EndExecTime >= UTC_TIMESTAMP() - INTERVAL %s SECOND)"
             f" FROM {self._jobs} WHERE Status IN ('Running', 'Completing', 'Done', 'Completed')"
             f" AND Site IN ({', '.join(['%s'] * len(sites))}) AND JobGroup <> %s GROUP BY Site",
             [int(done_window), *sites, job_group])

@@ -24,6 +24,7 @@ def test_defaults_and_targets(tmp_path):
     assert cfg.probe["job_group"] == "bes_probe"
     assert (cfg.probe["period"], cfg.probe["waiting_timeout"], cfg.probe["running_timeout"]) == (3600, 2400, 2400)
     assert cfg.result_max_age == 3600 + 2400 + 2400
+    assert cfg.probe["done_window"] == 86400  # BES3's rule: no Done job at the site in the last 24 h
     assert cfg.backend["type"] == "dirac" and cfg.database is None
     assert parse({**BASE, "targets": "all"}).targets is None
     secret = tmp_path / "db.pw"
@@ -105,11 +106,15 @@ def test_job_names_round_trip_and_fall_back_to_the_site():
 
 
 def test_classification_rule_and_state_decision():
-    assert classify(True, SiteActivity(running=0, done=0)) == "bad"
-    assert classify(True, SiteActivity(running=3, done=0)) == "busy"
-    assert classify(True, SiteActivity(running=0, done=5)) == "unknown"
-    assert classify(False, SiteActivity(running=0, done=0)) == "unknown"  # it reached a worker node
-    assert classify(False, SiteActivity(running=2, done=0)) == "busy"
+    assert classify("Waiting", SiteActivity(running=0, done=0)) == "bad"
+    assert classify("Waiting", SiteActivity(running=3, done=0)) == "busy"
+    assert classify("Waiting", SiteActivity(running=0, done=5)) == "unknown"
+    for reached in ("Matched", "Running", "Stalled", "Completing"):  # it reached a worker node
+        assert classify(reached, SiteActivity(running=0, done=0)) == "unknown"
+        assert classify(reached, SiteActivity(running=2, done=0)) == "busy"
+    for held in ("Submitting", "Received", "Checking", "Staging", "Scouting", "Rescheduled"):  # never at the site
+        assert classify(held, SiteActivity(running=0, done=0)) == "unknown"
+        assert classify(held, SiteActivity(running=2, done=0)) == "unknown"
     now = 10_000.0
     assert decide(now, None, None, 600) == "unknown"
     from probe_pushgateway.agent.agent import ProbeResult
@@ -175,3 +180,14 @@ def test_tls_settings_accepted(tmp_path):
                                  "probe_password_file": str(pw), "probe_ca_file": str(tls.ca)},
                  "database": {"ssl": {"ca": str(tls.ca), "cert": str(tls.client_cert), "key": str(tls.client_key)}}})
     assert cfg.database["ssl"]["cert"] == str(tls.client_cert) and cfg.probe["owner_group"] == "bes_prod"
+
+
+def test_the_agents_job_states_are_diracs():
+    """HELD, Waiting, Matched, RUNNING and FINAL partition DIRAC's own JOB_STATES (DIRAC 9.1: DIRACCommon)."""
+    status = pytest.importorskip("DIRACCommon.WorkloadManagementSystem.Client.JobStatus")
+    from probe_pushgateway.agent.backends import FINAL, HELD, QUEUED, RUNNING, WAITING
+
+    assert WAITING == HELD | {QUEUED, "Matched"} and QUEUED == status.WAITING
+    groups = [HELD, {QUEUED, "Matched"}, RUNNING, FINAL]
+    assert sum(len(g) for g in groups) == len(set().union(*groups)) == len(status.JOB_STATES)
+    assert set().union(*groups) == set(status.JOB_STATES)

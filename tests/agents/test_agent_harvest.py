@@ -22,8 +22,8 @@ TARGET = Target("GRID.LOCAL.cn", "ce.local.test")
 @pytest.fixture(scope="module")
 def exposition() -> str:
     run = subprocess.run([sys.executable, "-m", "probe_pushgateway", "--site", TARGET.site, "--ce", TARGET.ce,
-                          "--dry-run", "--timeout", "30"], capture_output=True, text=True, timeout=60,
-                         input="", env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+                          "--dry-run", "--timeout", "30", "--job-id", "104242"], capture_output=True, text=True,
+                         timeout=60, input="", env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert "dirac_probe_success" in run.stdout, run.stderr
     return run.stdout
 
@@ -41,6 +41,7 @@ def test_the_probes_own_result_is_accepted_and_marked(exposition):
     found = parse(block(exposition))
     text = generate_latest(found.registry).decode()
     assert f"{HARVESTED} 1.0" in text and "dirac_probe_check_info{" in text
+    assert "dirac_probe_job_id 104242.0" in text and 'dirac_probe_info{host="' in text
     assert abs(found.run_time - time.time()) < 120
 
 

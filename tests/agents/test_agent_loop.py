@@ -98,4 +98,4 @@ state_dir: {tmp_path / 'state'}
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "cycle 2: reap cycle" in proc.stderr
-    assert "failures so far: db=2 pushgateway=2" in proc.stderr
+    assert "failures so far: db=2 pushgateway=4" in proc.stderr  # per cycle: reading groups, the liveness push

@@ -110,6 +110,10 @@ def test_reap_classifies_kills_pushes_and_retires_fake_dirac_server(fake_dirac_s
         ("BES.IHEP-PBS.cn", "ce02.ihep.ac.cn"): ("failed", 0.0),
         ("GRID.LOCAL.cn", "ce.local.test"): ("unknown", 0.0),
     }
+    # The harvest counter is pushed without prometheus_client's spurious <name>_created series.
+    families = {name for g in read_pushgateway_metrics(pushgateway) if g["labels"].get("job") == "bes_probe_agent"
+                for name in g if name.startswith("dirac_")}
+    assert "dirac_probe_harvests_total" in families and not {f for f in families if f.endswith("_created")}
     assert [_status(dirac, j) for j in (busy, bad, unknown, stuck)] == ["Deleted"] * 4
     assert _status(dirac, young) == "Waiting"
     assert _status(dirac, other_group) == "Received"
@@ -136,3 +140,45 @@ def test_probe_job_ending_without_result_is_failed_fake_dirac_server(fake_dirac_
     assert stats.ok and stats.reaped == 0
     assert _states(pushgateway) == {("BES.WHU.cn", "none"): ("failed", 0.0), ("BES.USTC.cn", "none"): ("ok", 0.0)}
     assert agent.state.read()["pending"] == {}
+
+
+def _held_probe_job(inst, target: Target, status: str, minor: str) -> int:
+    """A probe job DIRAC still holds, as JobScheduling or an optimizer backlog leaves it, since 3 h."""
+    jid = inst.writer.submit(site=target.site, job_group="bes_probe", job_name=target.job_name, owner="bes_probe",
+                             owner_group="bes_prod", when=HOURS_AGO)
+    if status != "Received":
+        inst.writer.set_attributes(jid, Status=status, MinorStatus=minor, when=HOURS_AGO)
+    return jid
+
+
+def test_only_a_waiting_probe_job_at_an_idle_site_is_bad_fake_dirac_server(fake_dirac_server, dirac, pushgateway,
+                                                                           dirac_cfg, tmp_path):
+    """BES3's rule (BESDIRAC CEBaseTest.getTestResult): Waiting, and the site has no Running and no Done job in
+    the last day (EndExecTime, as DIRAC's getSiteSummaryWeb counts it) -> bad. A job DIRAC holds (Checking for
+    a banned site, Received in an optimizer backlog) or one a pilot took (Matched) is never bad."""
+    banned, backlog = Target("BES.WHU.cn"), Target("BES.USTC.cn")
+    idle, done_today = Target("BES.JINR.ru"), Target("CLUSTER.UCAS.cn")
+    done_long_ago, matched = Target("GRID.LOCAL.cn", "ce.local.test"), Target("BES.IHEP-PBS.cn", "ce01.ihep.ac.cn")
+    _held_probe_job(dirac, banned, "Checking", f"Requested site(s) {banned.site} are inactive")
+    _held_probe_job(dirac, backlog, "Received", "Job accepted")
+    probe_job(dirac, idle, when=HOURS_AGO)
+    probe_job(dirac, done_today, when=HOURS_AGO)
+    ended = dirac.writer.submit(site=done_today.site, when=utcnow() - dt.timedelta(hours=6))
+    dirac.writer.run_to(ended, done_today.site, when=utcnow() - dt.timedelta(hours=5))  # Done 5 h ago: within 24 h
+    probe_job(dirac, done_long_ago, when=HOURS_AGO)
+    old = dirac.writer.submit(site=done_long_ago.site, when=utcnow() - dt.timedelta(days=3))
+    dirac.writer.run_to(old, done_long_ago.site, when=utcnow() - dt.timedelta(days=2))
+    dirac.writer.set_attributes(old, ApplicationStatus="Output uploaded")  # touched now, ended 2 days ago
+    jid = probe_job(dirac, matched, when=HOURS_AGO)
+    dirac.writer.match(jid, matched.site, when=HOURS_AGO)
+
+    targets = [banned.site, backlog.site, idle.site, done_today.site, {"site": done_long_ago.site,
+               "ces": [done_long_ago.ce]}, {"site": matched.site, "ces": [matched.ce]}]
+    cfg = make_config(tmp_path, targets=targets, pushgateway_url=pushgateway.url, database=db_section(dirac),
+                      backend={"type": "dirac", "require_auth": False, "config_files": [str(dirac_cfg)]},
+                      probe=OWN_PROBE)
+    stats = Agent(cfg).reap_cycle()
+    assert (stats.ok, stats.reaped) == (True, 6), stats.failures
+    assert {k: v[0] for k, v in _states(pushgateway).items()} == {
+        banned.key: "unknown", backlog.key: "unknown", idle.key: "bad", done_today.key: "unknown",
+        done_long_ago.key: "bad", matched.key: "unknown"}

@@ -276,3 +276,56 @@ def test_build_refuses_a_heartbeat_lag_the_exporter_has_no_bucket_for(tmp_path):
                            str(tmp_path / "thresholds.yml")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "heartbeat_lag_seconds 1700 is not a bucket bound" in done.stderr
+
+
+def test_build_refuses_probe_windows_that_disagree(tmp_path):
+    """DiracProbeFailing reads the last success over probe_last_success_lookback: shorter than
+    probe_missing_seconds + probe_failing_min_seconds, one failed run could page as two; probe_missing_window
+    is probe_missing_seconds as a range."""
+    text = (ALERTS / "thresholds.yml").read_text()
+    for old, new, message in (
+            ("probe_last_success_lookback: 4h ", "probe_last_success_lookback: 3h ",
+             "is shorter than probe_missing_seconds + probe_failing_min_seconds (12600 s)"),
+            ("probe_last_success_lookback: 4h ", "probe_last_success_lookback: 4 hours ",
+             "is not a Prometheus duration"),
+            ("probe_missing_window: 2h ", "probe_missing_window: 3h ",
+             "probe_missing_window 3h is not probe_missing_seconds")):
+        assert old in text
+        (tmp_path / "thresholds.yml").write_text(text.replace(old, new))
+        done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import build; from"
+                               " pathlib import Path; build.load_thresholds(Path(sys.argv[2]))", str(ALERTS),
+                               str(tmp_path / "thresholds.yml")], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr
+
+
+def test_alertmanager_silent_agent_inhibits_what_it_causes(tmp_path):
+    """A silent reaper covers its frozen verdicts (probe jobs ending without a result) but not the probe's own
+    failures; a silent agent covers the missing results and the submitter's unsent targets; a Pushgateway that
+    is down covers the agents' silence it causes."""
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    reap = {"alertname": "DiracProbeAgentStale", "severity": "warning", "blame": "monitoring", "agent": "reap"}
+    frozen = {"alertname": "DiracProbeFailing", "severity": "warning", "blame": "site", "source": "agent",
+              "site": "BES.WHU.cn", "ce": "none"}
+    own = {"alertname": "DiracProbeFailing", "severity": "warning", "blame": "site", "site": "BES.USTC.cn",
+           "ce": "none"}
+    missing = {"alertname": "DiracProbeResultMissing", "severity": "warning", "blame": "site",
+               "site": "BES.JINR.ru", "ce": "none"}
+    unsent = {"alertname": "DiracProbeNotSubmitted", "severity": "warning", "blame": "monitoring",
+              "agent": "submit"}
+    am = services.start_alertmanager(ALERTS / "alertmanager.yml", tmp_path / "alertmanager")
+    try:
+        _post_alerts(am.url, [_alert(x, later) for x in (reap, frozen, own, missing, unsent)])
+        _wait_for(am.url, {
+            "DiracProbeAgentStale": "active",
+            "DiracProbeFailing//BES.WHU.cn//none": "suppressed",
+            "DiracProbeFailing//BES.USTC.cn//none": "active",
+            "DiracProbeResultMissing//BES.JINR.ru//none": "suppressed",
+            "DiracProbeNotSubmitted": "suppressed",
+        })
+        pgw_down = {"alertname": "DiracPushgatewayDown", "severity": "warning", "blame": "monitoring",
+                    "instance": "pgw:9091"}
+        _post_alerts(am.url, [_alert(pgw_down, later)])
+        _wait_for(am.url, {"DiracPushgatewayDown": "active", "DiracProbeAgentStale": "suppressed"})
+    finally:
+        am.stop()

@@ -60,22 +60,24 @@ def test_push_plain_then_put_replaces_and_keeps_last_success(pushgateway, health
     assert all(v == 1.0 and dict(k)["reason"] == "ok" for k, v in samples(group, "dirac_probe_check_info").items())
     assert len(samples(group, "dirac_probe_duration_seconds")) == 7
     info = samples(group, "dirac_probe_info")
-    assert list(info) == [frozenset({("host", sanitize_label(__import__("socket").gethostname())),
-                                     ("dirac_job_id", "4242")})]
+    assert info == {frozenset({("host", sanitize_label(__import__("socket").gethostname()))}): 1.0}
+    assert samples(group, "dirac_probe_job_id") == {frozenset(): 4242.0}
     last_run = samples(group, "dirac_probe_last_run_timestamp_seconds")[frozenset()]
     assert abs(last_run - time.time()) < 30
     assert samples(group, "dirac_probe_last_success_timestamp_seconds")[frozenset()] == last_run
     assert "push_time_seconds" in group
 
-    # Second run for the same site: a failing CVMFS and fewer checks. PUT replaces the whole group,
-    # the last success is carried forward.
+    # Second run for the same site (another DIRAC job): a failing CVMFS and fewer checks. PUT replaces the
+    # whole group, the last success is carried forward; the job ID is a value, so no new series.
     cfg = tmp_path / "fail.json"
     cfg.write_text(json.dumps({"checks": {"cvmfs": {"repositories": [str(tmp_path / "nope")]}, "clock": None}}))
     time.sleep(0.01)
     code, out, err = run_in_process(capsys, "--config.file", str(cfg), "--site", SITE,
-                                    "--pushgateway", pushgateway.url)
+                                    "--pushgateway", pushgateway.url, "--job-id", "4243")
     assert code == 1, err
     group = probe_group(read_pushgateway_metrics(pushgateway), SITE)
+    assert samples(group, "dirac_probe_info") == info
+    assert samples(group, "dirac_probe_job_id") == {frozenset(): 4243.0}
     assert samples(group, "dirac_probe_success") == {frozenset({("check", "cvmfs")}): 0.0,
                                                      frozenset({("check", "clock")}): 1.0,
                                                      frozenset({("check", "all")}): 0.0}
@@ -251,3 +253,17 @@ def test_label_rules_hold_for_any_input(value):
 
         key, escaped = _escape_grouping_key("site", value)
         assert key == "site" and escaped == value  # goes into the URL path verbatim: one segment
+
+
+@pytest.mark.parametrize(("job_id", "pushed"), [("4242", 4242.0), (str(2 ** 53 - 1), float(2 ** 53 - 1)),
+                                               (str(2 ** 53), None), ("12; rm", None), ("", None)])
+def test_job_id_is_an_exact_gauge_value_or_left_out(job_id, pushed, capsys):
+    """dirac_probe_job_id carries the DIRAC job ID as its value (a label would make a series per run); an ID a
+    float64 cannot hold exactly, or not a number, is left out rather than pushed wrong."""
+    code, out, err = run_in_process(capsys, "--site", SITE, "--dry-run", "--job-id", job_id, "--timeout", "20")
+    assert code in (0, 1), err
+    fams = {f.name: f for f in text_string_to_metric_families(out)}
+    assert [s.labels for s in fams["dirac_probe_info"].samples] == [{"host": sanitize_label(
+        __import__("socket").gethostname())}]
+    got = fams["dirac_probe_job_id"].samples[0].value if "dirac_probe_job_id" in fams else None
+    assert got == pushed

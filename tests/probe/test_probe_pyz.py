@@ -80,7 +80,8 @@ pushgateway:
     group = probe_group(groups, "BES.USTC.cn", "ce.ustc.edu.cn")
     assert samples(group, "dirac_probe_success")[frozenset({("check", "all")})] == 1.0
     assert len(samples(group, "dirac_probe_success")) == 6
-    assert [dict(k)["dirac_job_id"] for k in samples(group, "dirac_probe_info")] == ["777"]
+    assert samples(group, "dirac_probe_job_id") == {frozenset(): 777.0}
+    assert [set(dict(k)) for k in samples(group, "dirac_probe_info")] == [{"host"}]
 
     # The same pyz, Pushgateway unreachable: exit 2 and the result on stdout.
     res = run_cli("bes-probe.pyz", "--config.file", "probe.yml", "--site", "BES.USTC.cn", "--pushgateway",
