@@ -17,16 +17,6 @@ FIN, FAIL, BEFORE = ("dirac_owner_jobs_finished_total", "dirac_owner_jobs_failed
 DROPPED = "dirac_exporter_owners_dropped_total"
 
 
-def values(s: Samples, name: str, *labels: str) -> Counter:
-    """The non-zero samples of ``name`` keyed by the values of ``labels``."""
-    out: Counter = Counter()
-    for (n, lab), value in s.items():
-        if n == name and value:
-            d = dict(lab)
-            out[tuple(d[k] for k in labels)] += int(value)
-    return out
-
-
 def finish(w, owner: str, group: str, site: str, final: str = "Done", minor: str | None = None,
            job_group: str = "00000000") -> int:
     """One whole life that ran at ``site``."""
@@ -52,7 +42,7 @@ def test_owner_counters_exact_and_summing_to_the_site_counters(dirac):
     finish(w, "alice", "bes_user", IHEP)  # ended before the exporter's first look: never counted
     exp = Exporter(dirac.config())
     s = exp.scrape()
-    assert not values(s, FIN, "owner") and s.v(DROPPED) == 0
+    assert not s.nonzero(FIN, "owner") and s.v(DROPPED) == 0
     for _ in range(2):
         finish(w, "alice", "bes_user", IHEP)
     finish(w, "alice", "bes_user", IHEP, "Failed")
@@ -71,21 +61,21 @@ def test_owner_counters_exact_and_summing_to_the_site_counters(dirac):
     w.optimize(dave)
     w.kill(dave)
     s = exp.scrape()
-    assert set(values(s, FIN, "owner")) == set() and not values(s, BEFORE, "owner")  # new series: 0 once
+    assert not s.nonzero(FIN, "owner") and not s.nonzero(BEFORE, "owner")  # new series: 0 once
     assert {lab["owner"] for lab in s.series(FIN)} == {"alice", "bob", "carol"}
     s = exp.scrape()
-    assert values(s, FIN, "site", "owner", "owner_group", "status") == Counter({
+    assert s.nonzero(FIN, "site", "owner", "owner_group", "status") == Counter({
         (IHEP, "alice", "bes_user", "Done"): 2, (IHEP, "alice", "bes_user", "Failed"): 1,
         (UCAS, "alice", "bes_user", "Failed"): 1, (IHEP, "bob", "bes_user", "Done"): 1,
         (UCAS, "bob", "bes_user", "Killed"): 1, (UCAS, "carol", "bes_prod", "Done"): 1})
-    assert values(s, FAIL, "owner", "owner_group", "reason") == Counter({
+    assert s.nonzero(FAIL, "owner", "owner_group", "reason") == Counter({
         ("alice", "bes_user", "application_error"): 1, ("alice", "bes_user", "stalling"): 1})
-    assert values(s, BEFORE, "owner", "owner_group", "stage", "reason") == Counter({
+    assert s.nonzero(BEFORE, "owner", "owner_group", "stage", "reason") == Counter({
         ("carol", "bes_prod", "JobScheduling", "no_site_candidates"): 1})
     # the site counters hold exactly the same lives: those that ran
-    site_fin = values(s, "dirac_jobs_finished_total", "site", "status")
+    site_fin = s.nonzero("dirac_jobs_finished_total", "site", "status")
     summed = Counter()
-    for (site, _owner, _group, status), n in values(s, FIN, "site", "owner", "owner_group", "status").items():
+    for (site, _owner, _group, status), n in s.nonzero(FIN, "site", "owner", "owner_group", "status").items():
         summed[(site, status)] += n
     assert summed == site_fin == Counter({(IHEP, "Done"): 3, (IHEP, "Failed"): 1, (UCAS, "Failed"): 1,
                                           (UCAS, "Killed"): 1, (UCAS, "Done"): 1})
@@ -122,10 +112,10 @@ def test_failures_before_running_by_optimizer_and_reason(dirac):
     exp.scrape()  # the unlogged Failed row waits one collection for its record, then counts as it stands
     s = twice(exp)
     want = Counter((stage, reason) for _, _, stage, reason in cases) + Counter({("other", "max_reschedulings"): 1})
-    assert values(s, BEFORE, "stage", "reason") == want
+    assert s.nonzero(BEFORE, "stage", "reason") == want
     assert {(lab["owner"], lab["owner_group"]) for lab in s.series(BEFORE)} == {("alice", "bes_user")}
-    assert not values(s, "dirac_jobs_finished_total", "site", "status"), "none of them ran at a site"
-    assert not values(s, FIN, "site") and not values(s, FAIL, "owner")
+    assert not s.nonzero("dirac_jobs_finished_total", "site", "status"), "none of them ran at a site"
+    assert not s.nonzero(FIN, "site") and not s.nonzero(FAIL, "owner")
 
 
 def test_owner_cap_other_and_dropped(dirac):
@@ -137,10 +127,10 @@ def test_owner_cap_other_and_dropped(dirac):
         for _ in range(n):
             finish(w, owner, "bes_user" if owner != "carol" else "bes_prod", IHEP)
     s = twice(exp)
-    assert values(s, FIN, "owner", "owner_group") == Counter({("alice", "bes_user"): 3, ("bob", "bes_user"): 2,
+    assert s.nonzero(FIN, "owner", "owner_group") == Counter({("alice", "bes_user"): 3, ("bob", "bes_user"): 2,
                                                               ("other", "bes_prod"): 1})
     assert s.v(DROPPED) == 1
-    assert sum(values(s, FIN, "owner").values()) == s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 6
+    assert sum(s.nonzero(FIN, "owner").values()) == s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 6
     s = exp.scrape()
     assert s.v(DROPPED) == 1  # still left out: not dropped again
     for _ in range(3):  # carol becomes the busiest: counted under her name from then on; bob leaves
@@ -150,7 +140,7 @@ def test_owner_cap_other_and_dropped(dirac):
     assert not [lab for lab in s.series(FIN) if lab["owner"] == "bob"], "bob's series are dropped"
     assert s.v(DROPPED) == 2
     s = exp.scrape()
-    assert values(s, FIN, "owner", "owner_group") == Counter({("alice", "bes_user"): 3, ("carol", "bes_prod"): 3,
+    assert s.nonzero(FIN, "owner", "owner_group") == Counter({("alice", "bes_user"): 3, ("carol", "bes_prod"): 3,
                                                               ("other", "bes_prod"): 1})
     # memory stays bounded: at most 4 x max_owners owners remembered
     for i in range(12):
@@ -190,9 +180,9 @@ def test_owner_label_values_stay_bounded(dirac):
     finish(w, "alice", "/DC=cn/CN=group", IHEP)
     finish(w, "a.b-c_d@ihep", "bes_user", IHEP)
     s = twice(exp)
-    assert values(s, FIN, "owner", "owner_group") == Counter({("invalid", "bes_user"): len(hostile),
+    assert s.nonzero(FIN, "owner", "owner_group") == Counter({("invalid", "bes_user"): len(hostile),
                                                               ("alice", "invalid"): 1, ("a.b-c_d@ihep", "bes_user"): 1})
-    assert values(s, FAIL, "owner", "reason") == Counter({("invalid", "application_error"): len(hostile)})
+    assert s.nonzero(FAIL, "owner", "reason") == Counter({("invalid", "application_error"): len(hostile)})
 
 
 def test_restart_counts_only_what_ends_after_it(dirac):
@@ -204,10 +194,10 @@ def test_restart_counts_only_what_ends_after_it(dirac):
     w.fail_optimizer(w.submit(owner="alice"), "InputData", "Input data not available")
     second = Exporter(dirac.config())  # a restart: its counters start from nothing
     s = twice(second)
-    assert not values(s, FIN, "owner") and not values(s, BEFORE, "owner")
+    assert not s.nonzero(FIN, "owner") and not s.nonzero(BEFORE, "owner")
     finish(w, "alice", "bes_user", IHEP)
     w.fail_optimizer(w.submit(owner="alice"), "InputData", "Input data not available")
     s = twice(second)
-    assert values(s, FIN, "owner") == Counter({("alice",): 1})
-    assert values(s, BEFORE, "owner", "stage", "reason") == Counter({("alice", "InputData",
+    assert s.nonzero(FIN, "owner") == Counter({("alice",): 1})
+    assert s.nonzero(BEFORE, "owner", "stage", "reason") == Counter({("alice", "InputData",
                                                                       "input_data_not_available"): 1})

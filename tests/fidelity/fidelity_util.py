@@ -344,12 +344,7 @@ def expected_owners(lives) -> tuple[Counter, Counter, Counter]:
 
 def exported(samples: Samples, name: str, *names: str) -> Counter:
     """Non-zero samples of ``name`` keyed by the values of the labels ``names``."""
-    out: Counter = Counter()
-    for (n, labels), value in samples.items():
-        if n == name and value:
-            d = dict(labels)
-            out[tuple(d[k] for k in names)] += int(value)
-    return out
+    return samples.nonzero(name, *names)
 
 
 def diff(expected: Counter, got: Counter) -> str:
