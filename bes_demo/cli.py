@@ -330,7 +330,8 @@ def _db_section(s: Settings) -> dict:
 
 def exporter_config(s: Settings) -> dict:
     """bes-exporter's configuration: the simulator's databases, time settings divided by the speed."""
-    return {"database": {**_db_section(s), "jobdb": f"{s.db_prefix}JobDB", "pilotdb": f"{s.db_prefix}PilotAgentsDB"},
+    return {"database": {**_db_section(s), "jobdb": f"{s.db_prefix}JobDB", "pilotdb": f"{s.db_prefix}PilotAgentsDB",
+                         "logdb": f"{s.db_prefix}JobLoggingDB"},
             **demo_rules.exporter_time_settings(s.speed)}
 
 

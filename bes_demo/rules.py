@@ -128,10 +128,11 @@ def render(speed: float, out: Path) -> list[Path]:
 def exporter_time_settings(speed: float) -> dict:
     """The exporter's settings measured in simulated time, divided by ``speed`` (whole seconds)."""
     defaults = {section: {k: spec[1] for k, spec in EXPORTER_SCHEMA[section].items()}
-                for section in ("heartbeat", "hosts")}
+                for section in ("heartbeat", "hosts", "owners")}
     hosts = defaults["hosts"]
     return {
         "heartbeat": {"buckets": sorted({whole_seconds(b, speed) for b in defaults["heartbeat"]["buckets"]})},
         "hosts": {"fast_failure_seconds": whole_seconds(hosts["fast_failure_seconds"], speed),
                   "window_seconds": whole_seconds(hosts["window_seconds"], speed)},
+        "owners": {"window_seconds": whole_seconds(defaults["owners"]["window_seconds"], speed)},
     }

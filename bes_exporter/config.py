@@ -60,6 +60,10 @@ SCHEMA: dict[str, Any] = {
         "max_per_site": (int, 500),
         "fast_failure_seconds": (int, 300),
     },
+    "owners": {  # per-owner job counters: the max_owners busiest owners in the window, the rest "other"
+        "max_owners": (int, 100),
+        "window_seconds": (int, 86400),
+    },
     "instance": (str, None),
 }
 
@@ -118,6 +122,7 @@ class Config:
     jobs: dict
     hosts: dict
     heartbeat: dict = field(default_factory=lambda: {"buckets": list(SCHEMA["heartbeat"]["buckets"][1])})
+    owners: dict = field(default_factory=lambda: {k: spec[1] for k, spec in SCHEMA["owners"].items()})
     instance: str | None = None
     source: str = "<defaults>"
     password: str = field(default="", repr=False)
@@ -145,10 +150,10 @@ def _check_identifiers(cfg: dict, where: str) -> None:
             or buckets != sorted(set(buckets)):
         raise ConfigError(f"{where}: 'heartbeat.buckets' must be a list of increasing positive whole seconds,"
                           f" e.g. [300, 900, 1800, 4500, 11700]; got {str(buckets)[:60]}")
-    if cfg["hosts"]["max_per_site"] < 1:
-        raise ConfigError(f"{where}: 'hosts.max_per_site' must be at least 1")
-    if cfg["hosts"]["window_seconds"] < 1:
-        raise ConfigError(f"{where}: 'hosts.window_seconds' must be at least 1")
+    for key in ("hosts.max_per_site", "hosts.window_seconds", "owners.max_owners", "owners.window_seconds"):
+        section, name = key.split(".")
+        if cfg[section][name] < 1:
+            raise ConfigError(f"{where}: '{key}' must be at least 1")
 
 
 def _check_ssl(cfg: dict, where: str) -> None:
@@ -197,7 +202,7 @@ def parse(data: Any, where: str = "<config>") -> Config:
     if cfg["database"]["password"] is not None:
         cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)
     return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
-                  heartbeat=cfg["heartbeat"],
+                  heartbeat=cfg["heartbeat"], owners=cfg["owners"],
                   instance=cfg["instance"], source=where, password=password)
 
 

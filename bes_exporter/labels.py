@@ -1,4 +1,4 @@
-"""Label values: DIRAC's fixed status sets, bounded failure reasons, sanitised site and host names."""
+"""Label values: DIRAC's fixed status sets, bounded failure reasons, sanitised site, host and owner names."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 _SPACES = re.compile(r"\s+")
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def fail_reason(minor_status: str | None) -> str:
@@ -57,6 +58,68 @@ def fail_reason(minor_status: str | None) -> str:
         return "Other"
     text = _SPACES.sub(" ", _NUMBER.sub("N", str(minor_status))).strip().lower()
     return _REASONS.get(text, "Other")
+
+
+# DIRAC 9.1's optimizers fail a job with MinorStatus "<Name> optimizer" and the S_ERROR message in
+# ApplicationStatus (WorkloadManagementSystem/Executor/Base/OptimizerExecutor.py, processTask).
+OPTIMIZER_STAGES = ("JobPath", "JobSanity", "InputData", "JobScheduling")
+BEFORE_RUNNING_STAGES = OPTIMIZER_STAGES + ("optimizer", "other")
+_OPTIMIZER_MINOR = re.compile(r"(\S+) optimizer")
+# Every S_ERROR message the four executors return, their own and what they propagate -> reason codes.
+# Variable parts (a VO, a site, a user) are matched by pattern.
+_OPTIMIZER_REASONS = tuple((re.compile(pattern, re.DOTALL), code) for pattern, code in (
+    # Executor/InputData.py
+    (r"Failed to instantiate DataManager for vo .*", "data_manager_unavailable"),
+    (r"Failed to instantiate FileCatalog for vo .*", "file_catalog_unavailable"),
+    (r"No replica Info available", "no_replica_info"),
+    (r"Input data not available", "input_data_not_available"),
+    (r"No candidate sites available", "no_candidate_sites"),  # JobMinorStatus.NO_CANDIDATE_SITE_FOUND
+    # Executor/JobScheduling.py
+    (r"RescheduleCounter has to be an integer", "invalid_reschedule_counter"),
+    (r"Impossible site requirement", "impossible_site_requirement"),
+    (r"No possible site candidates", "no_site_candidates"),
+    (r"Impossible InputData \* Site requirements", "impossible_input_data_site"),
+    (r"Site candidates do not have all the input data", "site_candidates_missing_input_data"),
+    (r"No destination sites available", "no_destination_sites"),
+    (r"Stage not allowed", "stage_not_allowed"),
+    (r"Could not determine SEs for site .*", "site_ses_unknown"),
+    (r"No Local SEs for site .*", "no_local_ses"),
+    (r"Cannot find tape replicas", "no_tape_replicas"),
+    # JobScheduling <- StorageManagerClient.getFilesToStage: files absent from the catalog or their SEs
+    (r"No such file or directory \( 2 : File not (in FC|at ).*", "input_file_missing"),
+    # JobSanity <- SandboxMetadataDB.assignSandboxesToEntities
+    (r"Sandbox does not exist or you are not authorized to assign it being .*", "sandbox_not_available"),
+    (r"SB Location has to have SEName\|SEPFN form", "invalid_sandbox_location"),
+    # every executor <- JobState.getManifest; OptimizerExecutor.setNextOptimizer, storeOptimizerParam
+    (r"No manifest for job .*", "no_manifest"),
+    (r"Optimizer .* is not in the chain!", "not_in_optimizer_chain"),
+    (r"This function can only be called inside the optimizeJob function", "optimizer_internal_error"),
+))
+OPTIMIZER_REASONS = tuple(code for _, code in _OPTIMIZER_REASONS) + ("Other",)
+BEFORE_RUNNING_REASONS = tuple(sorted(set(OPTIMIZER_REASONS) | set(FAIL_REASONS)))
+
+
+def optimizer_reason(app_status: str | None) -> str:
+    """Bounded reason code for the message an optimizer left in ApplicationStatus; ``Other`` if unknown."""
+    text = (app_status or "").strip()
+    return next((code for pattern, code in _OPTIMIZER_REASONS if pattern.fullmatch(text)), "Other")
+
+
+def before_running(minor_status: str | None, app_status: str | None) -> tuple[str, str]:
+    """(stage, reason) of a job life that failed before it ran: the optimizer and the code of its message,
+    or ``other`` and the usual reason of the MinorStatus."""
+    m = _OPTIMIZER_MINOR.fullmatch((minor_status or "").strip())
+    if m is None:
+        return "other", fail_reason(minor_status)
+    stage = m.group(1) if m.group(1) in OPTIMIZER_STAGES else "optimizer"
+    return stage, optimizer_reason(app_status)
+
+
+@lru_cache(maxsize=65536)
+def owner_label(name: str | None) -> str:
+    """A DIRAC user or group name as it is when it looks like one; anything else (a DN, free text) is
+    ``invalid``."""
+    return name if isinstance(name, str) and _OWNER.fullmatch(name) else "invalid"
 
 
 @lru_cache(maxsize=65536)  # called per row: the same few thousand names again and again

@@ -28,6 +28,10 @@ history of finished jobs. The rules it implements, given how DIRAC writes (docs/
   killed on its way to Failed), the life waits for the next collection; a final row that stays the
   same for a whole collection without a log record (kills are not logged) is counted as it stands.
   A job with no LoggingInfo at all, or no access to it, is counted as its row says.
+* Whether a life *ran* (``Finished.ran``): a Running or Completing record in its segment of LoggingInfo
+  (the records after the previous "Job Rescheduled" one); for a job without LoggingInfo records (none
+  readable), ``StartExecTime`` set. A reschedule keeps StartExecTime, so the records decide where they
+  exist. Lives that did not run (optimizer failures, kills while waiting) never reached a site.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .labels import ACTIVE_STATES, FINAL_STATES
 
 CHANGED_SQL = """
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
-       SubmissionTime, StartExecTime, EndExecTime
+       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus
 FROM `{jobdb}`.Jobs
 WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s)
 ORDER BY LastUpdateTime, JobID
@@ -53,17 +57,19 @@ MAX_ID_SQL = "SELECT MAX(JobID) FROM `{jobdb}`.Jobs"
 
 # Every transition of the given jobs, by primary key (JobID, SeqNum).
 LOGGING_SQL = """
-SELECT JobID, Status, MinorStatus, StatusTime FROM `{logdb}`.LoggingInfo WHERE JobID IN ({ids})
+SELECT JobID, Status, MinorStatus, ApplicationStatus, StatusTime FROM `{logdb}`.LoggingInfo
+WHERE JobID IN ({ids})
 ORDER BY JobID, SeqNum
 """
 
 # The current rows of jobs whose final state is not settled yet, by primary key.
 ROWS_SQL = """
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
-       SubmissionTime, StartExecTime, EndExecTime
+       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus
 FROM `{jobdb}`.Jobs WHERE JobID IN ({ids})
 """
 RESCHEDULED_MINOR = "Job Rescheduled"
+RAN_STATES = ("Running", "Completing")  # a LoggingInfo record in one of these: the life ran
 
 log = logging.getLogger("bes_exporter")
 
@@ -82,6 +88,10 @@ class Finished:
     start: dt.datetime | None
     end: dt.datetime | None
     lut: dt.datetime
+    ran: bool  # the life ran (at ``site``): see the module docstring
+    owner: str  # JobDB Owner (the DIRAC user name), OwnerGroup, ApplicationStatus
+    owner_group: str
+    app_status: str
 
 
 @dataclass
@@ -99,6 +109,40 @@ class Changes:
     started: list[Started] = field(default_factory=list)
     rows: int = 0
     caught_up: bool = True
+
+
+@dataclass
+class _Segment:
+    """One life's LoggingInfo records: its first final one (Status, MinorStatus, ApplicationStatus,
+    StatusTime), and whether it ran."""
+
+    final: tuple | None = None
+    ran: bool = False
+
+
+def _segments(records: list[tuple]) -> dict[int, _Segment]:
+    """A job's records split into its lives: life k is what follows the k-th "Job Rescheduled" record."""
+    out: dict[int, _Segment] = {}
+    k = 0
+    for record in records:
+        status, minor = record[0], record[1]
+        if minor == RESCHEDULED_MINOR:
+            k += 1
+            continue
+        segment = out.setdefault(k, _Segment())
+        if status in FINAL_STATES and segment.final is None:
+            segment.final = record
+        if status in RAN_STATES:
+            segment.ran = True
+    return out
+
+
+def _ran(records: list[tuple] | None, rc: int, start: dt.datetime | None) -> bool:
+    """Life ``rc`` ran: a Running/Completing record in its segment; without records, StartExecTime set."""
+    if not records:
+        return start is not None
+    segment = _segments(records).get(rc)
+    return segment is not None and segment.ran
 
 
 class _Life:
@@ -137,6 +181,7 @@ class JobTracker:
         self._unseen: list[tuple[tuple, range, str]] = []  # (row, lives ended between two looks, their site)
         self._logging_error: str | None = None
         self._final: dict[int, tuple] = {}  # rows seen final in this collection, to settle
+        self._killed: dict[int, tuple] = {}  # rows of active lives seen Deleted (killed first), to settle
         self._pending: set[int] = set()  # JobIDs of lives whose final row is not settled yet
         self.collection = 0
         self.started_at: dt.datetime | None = None
@@ -195,7 +240,7 @@ class JobTracker:
         return changes
 
     def _row(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
-        job_id, site, status, minor, group, rc, lut, submitted, start, end = row
+        job_id, site, status, minor, group, rc, lut, submitted, start, end = row[:10]
         life = self.lives.get(job_id)
         self.max_id = max(self.max_id, job_id)
         probe = group == self.probe_group
@@ -226,8 +271,7 @@ class JobTracker:
         if status not in ACTIVE_STATES:  # Deleted: gone for good; if it was active, DIRAC killed it first
             was_active = (life is not None and not life.closed) or (life is None and new)
             if was_active and (life is None or life.rc in (None, rc)):
-                changes.finished.append(Finished(job_id, site, "Killed", "Marked for termination", probe, start,
-                                                 end, lut))
+                self._killed[job_id] = row
             self._final.pop(job_id, None)
             if life is not None:
                 life.seen, life.rc, life.closed, life.pending = now, rc, True, None
@@ -250,31 +294,34 @@ class JobTracker:
             for row in db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk):
                 self._row(row, now, changes)
         rows, self._final = self._final, {}
-        records = self._logging(db, sorted(rows)) if rows else {}
+        killed, self._killed = self._killed, {}
+        ids = sorted({*rows, *killed})
+        records = self._logging(db, ids) if ids else {}
         for job_id, row in rows.items():
             self._settle_one(row, self.lives[job_id], None if records is None else records.get(job_id, []),
                              changes)
+        for job_id, row in killed.items():
+            ran = _ran(None if records is None else records.get(job_id), row[5], row[8])
+            changes.finished.append(self._ended(row, "Killed", "Marked for termination", row[12], ran))
         # a life turns pending only in _settle_one: the candidates of this round hold every pending one
         self._pending = {j for j in (*rows, *waiting) if j in self.lives and self.lives[j].pending is not None}
 
     def _settle_one(self, row: tuple, life: _Life, records: list[tuple] | None, changes: Changes) -> None:
-        job_id, site, status, minor, group, rc, lut, _submitted, start, end = row
-        probe = group == self.probe_group
+        status, minor, rc, start, app = row[2], row[3], row[5], row[8], row[12]
+        ran = start is not None
         if records:
-            segment, first_final = 0, None
-            for rec_status, rec_minor, when in records:
-                if rec_minor == RESCHEDULED_MINOR:
-                    segment += 1
-                elif segment == rc and rec_status in FINAL_STATES and first_final is None:
-                    first_final = (rec_status, rec_minor, when)
-            if first_final is not None:
+            segment = _segments(records).get(rc, _Segment())
+            ran = segment.ran
+            if segment.final is not None:
                 life.closed, life.pending = True, None
-                rec_status, rec_minor, when = first_final
+                rec_status, rec_minor, rec_app, when = segment.final
                 if self.started_at is not None and when is not None and when < self.started_at:
                     return  # this life ended before the exporter started (and was flipped back since)
                 if not rec_minor or rec_minor == "idem":
                     rec_minor = minor if rec_status == status else "Unknown"
-                changes.finished.append(Finished(job_id, site, rec_status, rec_minor, probe, start, end, lut))
+                if not rec_app or rec_app == "idem":
+                    rec_app = app if rec_status == status else "Unknown"
+                changes.finished.append(self._ended(row, rec_status, rec_minor, rec_app, ran))
                 return
             unsettled = status != "Killed" or life.stalled
             settled_since = life.pending is not None and life.pending[1:] == (status, minor) \
@@ -284,17 +331,27 @@ class JobTracker:
                     life.pending = (self.collection, status, minor)
                 return
         life.closed, life.pending = True, None
-        changes.finished.append(Finished(job_id, site, status, minor, probe, start, end, lut))
+        changes.finished.append(self._ended(row, status, minor, app, ran))
+
+    def _ended(self, row: tuple, status: str, minor: str, app: str | None, ran: bool,
+               site: str | None = None, times: bool = True) -> Finished:
+        """The Finished event of a life of the job in ``row`` (``site``: where it ran, if not the row's;
+        ``times``: the row's Start/EndExecTime are that life's)."""
+        job_id, row_site, _status, _minor, group, _rc, lut, _submitted, start, end, owner, owner_group = row[:12]
+        return Finished(job_id, row_site if site is None else site, status, minor, group == self.probe_group,
+                        start if times else None, end if times else None, lut, ran, owner or "", owner_group or "",
+                        app or "")
 
     def _logging(self, db: Database, ids: list[int]) -> dict[int, list[tuple]] | None:
-        """LoggingInfo records (Status, MinorStatus, StatusTime) of the given jobs; None if unreadable."""
+        """LoggingInfo records (Status, MinorStatus, ApplicationStatus, StatusTime) of the given jobs, in
+        order; None if unreadable."""
         records: dict[int, list[tuple]] = {}
         try:
             for i in range(0, len(ids), 1000):
                 chunk = ids[i:i + 1000]
                 sql = self._logging_sql.replace("{ids}", ", ".join(["%s"] * len(chunk)))
-                for job_id, status, minor, when in db.query(sql, chunk):
-                    records.setdefault(job_id, []).append((status, minor, when))
+                for job_id, *record in db.query(sql, chunk):
+                    records.setdefault(job_id, []).append(tuple(record))
         except Exception as exc:  # noqa: BLE001 - without LoggingInfo, rows are taken as they stand
             if str(exc) != self._logging_error:
                 log.warning("cannot read JobLoggingDB.LoggingInfo (%s): job lives are counted as their rows"
@@ -312,18 +369,13 @@ class JobTracker:
         if records is None:
             return
         for row, lives, site in pending:
-            job_id, _site, _status, _minor, group, _rc, lut = row[:7]
-            segment, finals = 0, {}
-            for status, minor, _when in records.get(job_id, []):
-                if minor == RESCHEDULED_MINOR:
-                    segment += 1
-                elif status in FINAL_STATES and segment not in finals:
-                    finals[segment] = (status, minor)
+            segments = _segments(records.get(row[0], []))
             for k in lives:
-                if k in finals:
-                    status, minor = finals[k]
-                    changes.finished.append(Finished(job_id, site, status, minor, group == self.probe_group,
-                                                     None, None, lut))
+                segment = segments.get(k)
+                if segment is not None and segment.final is not None:
+                    status, minor, app, _when = segment.final
+                    changes.finished.append(self._ended(row, status, minor, "Unknown" if app == "idem" else app,
+                                                        segment.ran, site=site, times=False))
 
     def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes) -> None:
         if life.started or start is None or submitted is None:

@@ -227,6 +227,17 @@ class DiracWriter:
             self.set_attributes(job_id, MinorStatus=minor, when=when_i)
             self._log(job_id, status, minor, "Unknown", "Optimizers", when_i)
 
+    def fail_optimizer(self, job_id: int, optimizer: str, message: str, *, when: dt.datetime | None = None) -> None:
+        """OptimizerExecutor.processTask when ``optimizer`` (JobPath, JobSanity, InputData, JobScheduling)
+        returns S_ERROR(``message``): setStatus("Failed", "<optimizer> optimizer", message), committed by the
+        OptimizationMind as JobDB.setJobAttributes (Status with LUT, then MinorStatus and ApplicationStatus
+        with LUT; EndExecTime untouched) and one LoggingInfo record from ``optimizer``."""
+        when = when or self.clock()
+        minor = f"{optimizer} optimizer"
+        self.set_attributes(job_id, Status="Failed", when=when)
+        self.set_attributes(job_id, MinorStatus=minor, ApplicationStatus=message, when=when)
+        self._log(job_id, "Failed", minor, message, optimizer, when)
+
     def match(self, job_id: int, site: str, *, pilot_id: int | None = None, ce: str | None = None,
               benchmark: float = 10.0, when: dt.datetime | None = None) -> None:
         """Matcher._reportStatus: Status Matched with LUT, then MinorStatus 'Assigned', ApplicationStatus

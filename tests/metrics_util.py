@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
+from collections import Counter
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -26,6 +27,15 @@ class Samples(dict):
 
     def series(self, name: str) -> list[dict]:
         return [dict(labels) for (n, labels) in self if n == name]
+
+    def nonzero(self, name: str, *labels: str) -> Counter:
+        """The non-zero samples of ``name`` summed by the values of ``labels``."""
+        out: Counter = Counter()
+        for (n, items), value in self.items():
+            if n == name and value:
+                d = dict(items)
+                out[tuple(d[k] for k in labels)] += int(value)
+        return out
 
 
 def parse_text(text: str) -> Samples:

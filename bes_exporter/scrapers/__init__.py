@@ -6,9 +6,10 @@ from .finished import Finished
 from .heartbeat import Heartbeat
 from .hosts import Hosts
 from .jobs import Jobs
+from .owners import Owners
 from .pilots import Pilots
 from .site_status import SiteStatus
 from .wait import Wait
 
 # Order matters a little: `jobs` and `site_status` first learn the known sites that counters zero-fill.
-SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat, Hosts, Pilots)
+SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat, Hosts, Owners, Pilots)

@@ -1,8 +1,10 @@
 """dirac_jobs_finished_total{site,status} and dirac_jobs_failed_total{site,reason}.
 
 Counted from the job tracker's changes (window over LastUpdateTime, see ``tracker``): each job life
-once, when it is first seen final. Zero-initialised for every known site so ``increase()`` works from
-the first failure on. Probe jobs are not counted here.
+that ran at the site once, when it is first seen final. Lives that never ran (failed by the optimizers,
+killed while waiting) are not the site's and are not counted here (the ``owners`` scraper counts the
+failed ones apart). Zero-initialised for every known site so ``increase()`` works from the first failure
+on. Probe jobs are not counted here.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Finished(Scraper):
         error = None
         try:
             for event in ctx.changes().finished:
-                if event.probe:
+                if event.probe or not event.ran:
                     continue
                 site = site_label(event.site)
                 if site not in PLACEHOLDER_SITES and site != "invalid":
@@ -40,9 +42,10 @@ class Finished(Scraper):
         except Exception as exc:  # still export what was counted so far
             error = exc
         sites = ctx.shared.sites | {s for s, _ in self.finished}
-        fin = CounterMetricFamily("dirac_jobs_finished", "Jobs that reached a final status, each job life once.",
+        fin = CounterMetricFamily("dirac_jobs_finished", "Jobs that ran at the site and reached a final status,"
+                                  " each job life once.",
                                   labels=["site", "status"])
-        fail = CounterMetricFamily("dirac_jobs_failed", "Failed jobs by normalised MinorStatus.",
+        fail = CounterMetricFamily("dirac_jobs_failed", "Failed jobs that ran at the site, by normalised MinorStatus.",
                                    labels=["site", "reason"])
         for site in sorted(sites):
             # a site first seen through jobs that already ended starts at 0, so increase() counts them

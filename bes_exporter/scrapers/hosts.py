@@ -1,13 +1,13 @@
 """Per worker node: finished jobs, fast failures and the last job end, from JobParameters' HostName.
 
-Consumes the job tracker's finished job lives (probe jobs and jobs that never started are skipped) and
+Consumes the job tracker's finished job lives (probe jobs and lives that did not run are skipped) and
 looks up their worker node by primary key (``JobParameters`` PK is (JobID, Name)), in chunks; the table
 is never scanned. A job whose HostName row is not there yet stays pending for up to
 ``LOOKUP_ATTEMPTS`` collections, then counts under host ``unknown``.
 
 Cardinality: a host is exported while it had a job within ``hosts.window_seconds`` (it is forgotten
 afterwards, and starts again from zero if it comes back); per site at most ``hosts.max_per_site``
-hosts, the busiest in the window; each host newly left out by the cap adds one to
+hosts, the busiest in the window (``bes_exporter.busiest``); each host newly left out by the cap adds one to
 ``dirac_exporter_hosts_dropped_total{site}``.
 
 DIRAC >= 9.1 has no JobParameters table in MySQL: the scraper then fails with one clear message and
@@ -20,6 +20,7 @@ import datetime as dt
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ..busiest import Busiest, epoch
 from ..labels import FINAL_STATES, host_label, site_label
 from ..tracker import Finished
 from .base import Context, Scraper
@@ -39,24 +40,16 @@ UNAVAILABLE = ("JobDB has no JobParameters table (DIRAC >= 9.1 keeps job paramet
 CHUNK = 1000  # job IDs per lookup statement
 LOOKUP_ATTEMPTS = 3  # collections a job waits for its HostName row before it counts as `unknown`
 MAX_PENDING = 20000  # pending jobs kept at most; the oldest beyond count as `unknown`
-TRACK_FACTOR = 4  # hosts tracked per site at most: TRACK_FACTOR x hosts.max_per_site
-BUCKETS = 24  # the window is split in this many buckets to rank hosts by recent jobs
-
-
-def _epoch(t: dt.datetime) -> float:
-    return t.replace(tzinfo=dt.timezone.utc).timestamp()
 
 
 class _Host:
-    __slots__ = ("counts", "fast", "last_end", "last_active", "recent", "shown")
+    __slots__ = ("counts", "fast", "last_end", "shown")
 
     def __init__(self) -> None:
         self.shown = False  # exported once (at zero) yet: a new series must start at 0 for increase()
         self.counts: dict[str, int] = {}
         self.fast = 0
         self.last_end: dt.datetime | None = None
-        self.last_active: dt.datetime | None = None
-        self.recent: dict[int, int] = {}  # bucket number -> jobs ended in it
 
 
 class Hosts(Scraper):
@@ -66,12 +59,11 @@ class Hosts(Scraper):
     def __init__(self, config):
         super().__init__(config)
         hosts = config.hosts
-        self.window = dt.timedelta(seconds=hosts["window_seconds"])
-        self.bucket = max(1, hosts["window_seconds"] // BUCKETS)
+        self.window = hosts["window_seconds"]
         self.cap = hosts["max_per_site"]
         self.fast_limit = hosts["fast_failure_seconds"]
         self.hosts: dict[str, dict[str, _Host]] = {}  # site -> host -> state
-        self.left_out: dict[str, set[str]] = {}  # hosts the cap left out at the last collection
+        self.busiest: dict[str, Busiest] = {}  # site -> its hosts' recent jobs
         self.dropped: dict[str, int] = {}
         self.pending: list[tuple[Finished, int]] = []  # (event, failed lookups so far)
         self.table: bool | None = None  # JobParameters exists (None: look again)
@@ -96,7 +88,7 @@ class Hosts(Scraper):
             raise LookupError(UNAVAILABLE)
 
     def _update(self, ctx: Context) -> None:
-        self.pending.extend((e, 0) for e in ctx.changes().finished if not e.probe and e.start is not None)
+        self.pending.extend((e, 0) for e in ctx.changes().finished if not e.probe and e.ran)
         if not self.pending:
             return
         ids = sorted({e.job_id for e, _ in self.pending})
@@ -123,7 +115,8 @@ class Hosts(Scraper):
         self.pending = keep[overflow:]
 
     def _count(self, event: Finished, host: str) -> None:
-        h = self.hosts.setdefault(site_label(event.site), {}).setdefault(host, _Host())
+        site = site_label(event.site)
+        h = self.hosts.setdefault(site, {}).setdefault(host, _Host())
         h.counts[event.status] = h.counts.get(event.status, 0) + 1
         if event.status == "Failed" and event.start is not None and event.end is not None:
             if 0 <= (event.end - event.start).total_seconds() < self.fast_limit:
@@ -131,33 +124,21 @@ class Hosts(Scraper):
         end = event.end or event.lut
         h.last_end = end if h.last_end is None else max(h.last_end, end)
         active = max(t for t in (event.end, event.lut) if t is not None)
-        h.last_active = active if h.last_active is None else max(h.last_active, active)
-        b = int(_epoch(active)) // self.bucket
-        h.recent[b] = h.recent.get(b, 0) + 1
+        if site not in self.busiest:
+            self.busiest[site] = Busiest(self.window, self.cap)
+        self.busiest[site].add(host, active)
 
     def _select(self, now: dt.datetime | None) -> dict[str, list[str]]:
         """Forget hosts idle for the window, apply the per-site cap; the exported hosts per site."""
-        cutoff = None if now is None else now - self.window
-        first_bucket = None if now is None else int(_epoch(now) - self.window.total_seconds()) // self.bucket
         exported: dict[str, list[str]] = {}
-        for site, hosts in self.hosts.items():
-            if cutoff is not None:
-                for name in [n for n, h in hosts.items() if h.last_active is None or h.last_active < cutoff]:
-                    del hosts[name]
-                for h in hosts.values():
-                    for b in [b for b in h.recent if b < first_bucket]:
-                        del h.recent[b]
-            ranked = sorted(hosts, key=lambda n: (-sum(hosts[n].recent.values()),
-                                                  -_epoch(hosts[n].last_active or dt.datetime.min), n))
-            for name in ranked[TRACK_FACTOR * self.cap:]:  # bound memory: the least busy go first
+        for site, busiest in list(self.busiest.items()):
+            exported[site], newly_left_out = busiest.select(now)
+            self.dropped[site] = self.dropped.get(site, 0) + newly_left_out
+            hosts = self.hosts[site]
+            for name in [n for n in hosts if n not in busiest.keys]:
                 del hosts[name]
-            exported[site] = ranked[:self.cap]
-            left_out = set(ranked[self.cap:TRACK_FACTOR * self.cap])
-            self.dropped[site] = self.dropped.get(site, 0) + len(left_out - self.left_out.get(site, set()))
-            self.left_out[site] = left_out
-        for site in [s for s, hosts in self.hosts.items() if not hosts]:
-            del self.hosts[site]
-            self.left_out.pop(site, None)
+            if not hosts:
+                del self.hosts[site], self.busiest[site]
         return exported
 
     def _families(self, now: dt.datetime | None):
@@ -177,7 +158,7 @@ class Hosts(Scraper):
                     fin.add_metric([site, name, status], 0 if zero else h.counts.get(status, 0))
                 fast.add_metric([site, name], 0 if zero else h.fast)
                 if h.last_end is not None:
-                    last.add_metric([site, name], _epoch(h.last_end))
+                    last.add_metric([site, name], epoch(h.last_end))
         dropped = CounterMetricFamily(*DROPPED, labels=["site"])
         for site in sorted(self.dropped):
             dropped.add_metric([site], self.dropped[site])

@@ -44,9 +44,10 @@ def test_concurrent_scrapes_during_writes_never_double_count(dirac):
             site = SITES[i % 3]
             final = ("Done", "Failed", "Done", "Killed")[i % 4]
             j = w.submit()
-            if final == "Killed":
+            if final == "Killed":  # killed while it runs (a kill before it ran is no site's)
                 w.optimize(j)
                 w.match(j, site)
+                w.set_status(j, "Running", "Application", "Running")
                 w.kill(j)
             else:
                 w.run_to(j, site, final, "Application Finished With Errors" if final == "Failed" else "Complete")

@@ -94,6 +94,32 @@ def test_host_counters_exact(dirac_old):
     assert s.v("dirac_host_jobs_finished_total", site=IHEP, host=WN1, status="Killed") == 1
 
 
+def test_host_counts_only_lives_that_ran(dirac_old):
+    """A rescheduled job's second life, killed while it waits again, did not run on any host (its row keeps
+    the first life's StartExecTime); the first life, which ran on WN1, is counted there once."""
+    w = dirac_old.writer
+    exp = Exporter(dirac_old.config())
+    exp.scrape()
+    j = w.submit()
+    w.optimize(j)
+    w.match(j, IHEP)
+    w.set_status(j, "Running", "Application", "Running")
+    w.set_host(j, WN1)
+    exp.scrape()
+    w.set_status(j, "Failed", "Application Finished With Errors", "Error")
+    exp.scrape()
+    w.reschedule(j)
+    w.optimize(j)
+    exp.scrape()
+    w.kill(j)
+    w.set_host(j, WN2)  # a stray parameter: the lookup must not even happen
+    for _ in range(LOOKUP_ATTEMPTS + 1):
+        s = exp.scrape()
+    assert {(lab["host"], lab["status"]): s.v("dirac_host_jobs_finished_total", **lab)
+            for lab in s.series("dirac_host_jobs_finished_total") if s.v("dirac_host_jobs_finished_total", **lab)} \
+        == {(WN1, "Failed"): 1}
+
+
 def test_host_lookup_pending_then_unknown(dirac_old):
     w = dirac_old.writer
     exp = Exporter(dirac_old.config())

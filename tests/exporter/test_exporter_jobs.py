@@ -7,7 +7,15 @@ import datetime as dt
 
 from metrics_util import Exporter
 
-IHEP, UCAS = "BES.IHEP-PBS.cn", "BES.UCAS.cn"
+from bes_exporter.tracker import Finished
+
+IHEP, UCAS, JINR = "BES.IHEP-PBS.cn", "BES.UCAS.cn", "BES.JINR.ru"
+
+
+def tracker_events(exp: Exporter) -> list[Finished]:
+    """One collection of the exporter's job tracker on its own connection: the lives it ended."""
+    c = exp.collector
+    return c.shared.tracker.update(c.db, c.db.now()).finished
 
 
 def test_active_jobs_by_site_and_status_probe_jobs_apart(dirac):
@@ -41,7 +49,7 @@ def test_finished_counted_once_per_life_same_second_and_reasons(dirac):
     before = [w.submit() for _ in range(2)]
     w.run_to(before[0], IHEP, "Done")  # final before the exporter's first look: never counted
     exp.scrape()
-    jobs = [w.submit() for _ in range(6)]
+    jobs = [w.submit() for _ in range(7)]
     second = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     # all in the same second, as DIRAC's Python clock writes them
     w.run_to(jobs[0], IHEP, "Done", when=second)
@@ -73,16 +81,21 @@ def test_finished_counted_once_per_life_same_second_and_reasons(dirac):
     s = exp.scrape()
     assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 3
     assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 2
-    # killed, and deleted jobs
+    # killed while it runs at a site no scrape has seen yet: its series appear at zero, then count
+    w.optimize(jobs[5])
+    w.match(jobs[5], JINR)
+    w.set_status(jobs[5], "Running", "Application", "Running")
     w.kill(jobs[5])
+    w.kill(jobs[6])  # killed before it ran: no site's, never counted
     s = exp.scrape()
-    # ANY is no real site, so not zero-initialised: its series appear at zero, then count
-    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 0
+    assert s.v("dirac_jobs_finished_total", site=JINR, status="Killed") == 0
     s = exp.scrape()
-    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 1
+    assert s.v("dirac_jobs_finished_total", site=JINR, status="Killed") == 1
     w.delete(jobs[5])
+    w.delete(jobs[6])
     s = exp.scrape()
-    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 1
+    assert s.v("dirac_jobs_finished_total", site=JINR, status="Killed") == 1
+    assert {lab["site"] for lab in s.series("dirac_jobs_finished_total")} == {IHEP, UCAS, JINR}
 
 
 def test_zero_initialised_for_known_sites(dirac):
@@ -147,28 +160,49 @@ def test_label_values_stay_bounded_under_hostile_rows(dirac):
     assert s.v("dirac_jobs_failed_total", site="invalid", reason="Other") == len(HOSTILE)
 
 
-def test_active_job_deleted_between_scrapes_counts_as_killed(dirac):
-    """DIRAC deletes an active job by killing it first (StatusUtils.kill_delete_jobs)."""
+def test_active_job_deleted_between_scrapes_ends_a_killed_life_that_never_ran(dirac):
+    """DIRAC deletes an active job by killing it first (StatusUtils.kill_delete_jobs): the tracker ends the
+    life as Killed. Only jobs that never ran in their current life can be deleted while active, so the site
+    counters leave them out - also a rescheduled one, whose row keeps its first life's StartExecTime."""
     w = dirac.writer
     w.set_site_status(IHEP, "Active")
     waiting = w.submit()
     w.optimize(waiting)
-    done = w.submit()
-    exp = Exporter(dirac.config())
-    exp.scrape()
+    done, resched = w.submit(), w.submit()
+    w.optimize(resched)
+    w.match(resched, IHEP)
+    w.set_status(resched, "Running", "Application", "Running")
+    exp, scraped = Exporter(dirac.config()), Exporter(dirac.config())  # the tracker's events; the scrapers'
+    tracker_events(exp)
+    scraped.scrape()
     w.run_to(done, IHEP, "Done")
+    w.set_status(resched, "Failed", "Application Finished With Errors", "Error")
+    w.reschedule(resched)
+    w.optimize(resched)
     w.kill(waiting)
-    w.delete(waiting)  # both between two scrapes: the exporter sees only Deleted
-    fresh = w.submit()
+    w.delete(waiting)  # between two collections: the tracker sees only Deleted
+    fresh = w.submit(owner="carol", owner_group="bes_prod")
     w.kill(fresh)
-    w.delete(fresh)  # submitted and deleted between two scrapes
-    exp.scrape()
-    s = exp.scrape()
-    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 2
+    w.delete(fresh)  # submitted and deleted between two collections
+    events = tracker_events(exp) + tracker_events(exp)
+    ended = {(e.job_id, e.status, e.site, e.ran) for e in events}
+    assert ended == {(done, "Done", IHEP, True), (resched, "Failed", IHEP, True), (waiting, "Killed", "ANY", False),
+                     (fresh, "Killed", "ANY", False)}, ended
+    assert {(e.owner, e.owner_group) for e in events if e.job_id == fresh} == {("carol", "bes_prod")}
+    for _ in range(2):
+        s = scraped.scrape()
+    counted = {(lab["site"], lab["status"]): s.v("dirac_jobs_finished_total", **lab)
+               for lab in s.series("dirac_jobs_finished_total")}
+    assert {k: v for k, v in counted.items() if v} == {(IHEP, "Done"): 1, (IHEP, "Failed"): 1}
+    w.delete(resched)  # its second life, waiting again: StartExecTime is the first life's
+    assert dirac.query(f"SELECT StartExecTime IS NOT NULL FROM `{dirac.dbs.jobdb}`.Jobs WHERE JobID=%s",
+                       (resched,)) == ((1,),)
     w.delete(done)  # deleting a finished job ends nothing new
-    s = exp.scrape()
-    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 1
-    assert s.v("dirac_jobs_finished_total", site="ANY", status="Killed") == 2
+    assert [(e.job_id, e.status, e.ran) for e in tracker_events(exp)] == [(resched, "Killed", False)]
+    for _ in range(2):
+        s = scraped.scrape()
+    assert {(lab["site"], lab["status"]): s.v("dirac_jobs_finished_total", **lab)
+            for lab in s.series("dirac_jobs_finished_total")} == counted
 
 
 def test_life_failed_and_rescheduled_between_scrapes_is_read_from_logging_info(dirac, caplog):
@@ -201,4 +235,27 @@ def test_life_failed_and_rescheduled_between_scrapes_is_read_from_logging_info(d
     s = blind.scrape()
     assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 0
     assert s.v("dirac_exporter_collector_success", collector="finished") == 1
+    assert [r for r in caplog.records if "LoggingInfo" in r.getMessage()]
+
+
+def test_without_logging_info_a_life_ran_if_it_has_a_start_exec_time(dirac, caplog):
+    """No LoggingInfo record to read (none written, or no access): StartExecTime tells whether it ran."""
+    import dataclasses
+    import logging
+
+    from bes_simulator.writer import DiracWriter
+
+    caplog.set_level(logging.WARNING, logger="bes_exporter")
+    silent = DiracWriter(dirac.conn, dataclasses.replace(dirac.dbs, logdb=None))  # writes no LoggingInfo
+    exps = [Exporter(dirac.config()), Exporter(dirac.config(database={"logdb": "no_such_logging_db"}))]
+    for exp in exps:
+        tracker_events(exp)
+    ran, waited = silent.submit(owner="alice"), silent.submit(owner="bob")
+    silent.run_to(ran, IHEP, "Failed", "Application Finished With Errors")
+    silent.optimize(waited)
+    silent.kill(waited)
+    for exp in exps:
+        events = tracker_events(exp) + tracker_events(exp)
+        assert sorted((e.job_id, e.status, e.ran, e.owner, e.app_status) for e in events) == [
+            (ran, "Failed", True, "alice", "Error"), (waited, "Killed", False, "bob", "Unknown")]
     assert [r for r in caplog.records if "LoggingInfo" in r.getMessage()]

@@ -33,8 +33,12 @@ import pymysql
 FINAL = ("Done", "Completed", "Failed", "Killed")
 ACTIVE = ("Submitting", "Received", "Checking", "Staging", "Scouting", "Waiting", "Matched", "Rescheduled",
           "Running", "Stalled", "Completing")
+RUNNING = ("Running", "Completing")  # a life whose row was ever in one of these ran (at its site)
 PROBE_GROUP = "bes_probe"
 VO, OWNER, GROUP = "bes", "besuser", "bes_user"
+# An input sandbox nobody uploaded, and the error DIRAC's JobSanity optimizer fails such a job with.
+MISSING_SANDBOX = "SB:ProductionSandboxSE|/SandBox/b/besuser.bes_user/00/00/missing.tar.bz2"
+MISSING_SANDBOX_ERROR = f"Sandbox does not exist or you are not authorized to assign it being {OWNER}@{GROUP}"
 # StalledJobAgent thresholds in seconds, from the agent's own formula with a 1 s watchdog cycle:
 # stalledTime = cycle * (StalledTimeHours + 0.5) = 0, failedTime = cycle * (FailedTimeHours + 0.5) = 1.
 STALLED_SECONDS, FAILED_SECONDS = 0, 1
@@ -235,6 +239,9 @@ class Life:
     minor: str
     probe: bool
     ended: float
+    ran: bool = True  # the row was Running or Completing during this life
+    app: str = ""  # ApplicationStatus when it ended
+    owner: tuple[str, str] = (OWNER, GROUP)  # (Owner, OwnerGroup): every job of the harness is OWNER's
 
 
 @dataclass
@@ -253,15 +260,19 @@ class Record:
 
         The final state of a life is the one DIRAC settles on *at the end of the action* that first made
         it final: StalledJobAgent's kill-then-Failed counts as Failed; a kill-then-Deleted (deleting a job
-        that was not final) counts as Killed, the last final state DIRAC gave that life.
+        that was not final) counts as Killed, the last final state DIRAC gave that life. A life *ran* if an
+        action left its row Running or Completing.
         """
         closed: set[tuple[int, int]] = set()
+        ran: set[tuple[int, int]] = set()
         out = []
         with self.lock:
             steps = list(self.steps)
         for s in steps:
             if s.job is None or s.before is None:
                 continue
+            if s.after is not None and s.after.Status in RUNNING:
+                ran.add((s.job, s.after.RescheduleCounter))
             rc = s.before.RescheduleCounter
             if s.after is not None and s.after.RescheduleCounter != rc:
                 rc = s.after.RescheduleCounter  # a reschedule: the new life starts active
@@ -271,14 +282,15 @@ class Record:
                 continue
             row, status = s.after, None
             if row is not None and row.Status in FINAL:
-                status, site, minor = row.Status, row.Site, row.MinorStatus
+                status, site, minor, app = row.Status, row.Site, row.MinorStatus, row.ApplicationStatus
             elif s.killed_on_the_way:
-                status, site, minor = "Killed", s.before.Site, "Marked for termination"
+                status, site, minor, app = "Killed", s.before.Site, "Marked for termination", s.before.ApplicationStatus
             if status is None:
                 continue
             closed.add(key)
             if after <= s.ended < before:
-                out.append(Life(s.job, rc, site, status, minor, s.before.JobGroup == PROBE_GROUP, s.ended))
+                out.append(Life(s.job, rc, site, status, minor, s.before.JobGroup == PROBE_GROUP, s.ended,
+                                key in ran, app))
         return out
 
     def pilot_finals(self, after: float = 0.0, before: float = float("inf")) -> dict[tuple, int]:
@@ -410,9 +422,11 @@ class DiracHarness:
 
     # ---- jobs ----
 
-    def submit(self, site: str | list[str], group: str = "bes_analysis", name: str = "bes_job") -> int:
+    def submit(self, site: str | list[str], group: str = "bes_analysis", name: str = "bes_job",
+               sandbox: str | None = None) -> int:
         """JobManager.export_submitJob for one JDL from DIRAC's ``Job``: insertNewJobIntoDB, then the
-        JobManager's LoggingInfo record with the returned time stamp."""
+        JobManager's LoggingInfo record with the returned time stamp. ``sandbox``: an input sandbox the
+        JDL names (``SB:<SE>|<path>``, as the JobManager writes uploaded ones), checked by JobSanity."""
         import time
 
         from DIRAC.Interfaces.API.Job import Job
@@ -422,6 +436,8 @@ class DiracHarness:
         job.setJobGroup(group)
         job.setExecutable("/bin/true")
         job.setDestination(site)
+        if sandbox:
+            job.setInputSandbox([sandbox])
         jdl = job._toJDL().strip()
         jdl = jdl if jdl.startswith("[") else f"[{jdl}"
         jdl = jdl if jdl.endswith("]") else f"{jdl}]"
@@ -435,17 +451,16 @@ class DiracHarness:
     def optimize(self, job: int) -> None:
         """The optimizer chain as the OptimizationMind runs it: DIRAC's JobPath and JobSanity executors
         on a CachedJobState, then JobScheduling's DB effect (Site, Waiting, task queue); the Mind commits
-        the CachedJobState after each executor."""
+        the CachedJobState after each executor and dispatches the job out of the chain once it is no
+        longer Checking (an executor failed it: OptimizerExecutor.processTask)."""
         from DIRAC.WorkloadManagementSystem.Client import JobMinorStatus, JobStatus
         from DIRAC.WorkloadManagementSystem.Client.JobState.CachedJobState import CachedJobState
 
         def run() -> None:
-            self._own_job_state()
             for executor in (self.job_path, self.job_sanity):
-                stub = CachedJobState(job).serialize()
-                out = self._ok(executor._ex_processTask(job, stub), type(executor).__name__)
-                state = self._ok(CachedJobState.deserialize(out["Value"][0]), "deserialize")["Value"]
-                self._ok(state.commitChanges(), "commitChanges")
+                self._execute(job, executor)
+                if self.row(job).Status != JobStatus.CHECKING:  # OptimizationMind.exec_dispatch
+                    return
             state = CachedJobState(job)
             manifest = self._ok(state.getManifest(), "getManifest")["Value"]
             sites = [x for x in manifest.getOption("Site", []) if x.strip().lower() not in ("any", "")]
@@ -456,6 +471,21 @@ class DiracHarness:
             self._ok(state.commitChanges(), "commitChanges")
 
         self._step("optimize", job, run)
+
+    def run_executor(self, job: int, name: str) -> None:
+        """One optimizer of the chain (``JobPath``, ``JobSanity``) on the job, as ``optimize`` runs it."""
+        executor = {"JobPath": self.job_path, "JobSanity": self.job_sanity}[name]
+        self._step(f"optimizer:{name}", job, lambda: self._execute(job, executor))
+
+    def _execute(self, job: int, executor) -> None:
+        """DIRAC's executor on the job's CachedJobState; the OptimizationMind commits what it changed."""
+        from DIRAC.WorkloadManagementSystem.Client.JobState.CachedJobState import CachedJobState
+
+        self._own_job_state()
+        stub = CachedJobState(job).serialize()
+        out = self._ok(executor._ex_processTask(job, stub), type(executor).__name__)
+        state = self._ok(CachedJobState.deserialize(out["Value"][0]), "deserialize")["Value"]
+        self._ok(state.commitChanges(), "commitChanges")
 
     def match(self, job: int, site: str, pilot_ref: str, ce: str) -> None:
         """The Matcher's DB side after TaskQueueDB picked the job: _reportStatus, _updatePilotInfo,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from dirac_harness import MISSING_SANDBOX_ERROR
 from metrics_util import Samples, http_scrape
 
 from bes_exporter.labels import site_label
@@ -29,6 +30,12 @@ REASONS = {
     "Job has reached the CPU limit of the queue": "cpu_limit",
     "Exception During Execution": "exception_during_execution",
     "Maximum of reschedulings reached": "max_reschedulings",
+}
+# Failures before running written by the scenarios: (MinorStatus, ApplicationStatus) -> (stage, reason);
+# an ApplicationStatus of None stands for any.
+BEFORE_RUNNING = {
+    ("JobSanity optimizer", MISSING_SANDBOX_ERROR): ("JobSanity", "sandbox_not_available"),
+    ("Maximum of reschedulings reached", None): ("other", "max_reschedulings"),
 }
 HISTOGRAMS = ("dirac_job_wait_seconds",)  # counter-like histograms (not the gauge histograms)
 
@@ -302,11 +309,11 @@ class Scheduler:
 # ---- ground truth vs metrics --------------------------------------------------------------------------
 
 def expected_finished(lives) -> tuple[Counter, Counter]:
-    """({(site, status): n}, {(site, reason): n}) for non-probe lives."""
+    """({(site, status): n}, {(site, reason): n}) for non-probe lives that ran."""
     fin: Counter = Counter()
     fail: Counter = Counter()
     for life in lives:
-        if life.probe:
+        if life.probe or not life.ran:
             continue
         site = site_label(life.site)
         fin[(site, life.status)] += 1
@@ -315,14 +322,29 @@ def expected_finished(lives) -> tuple[Counter, Counter]:
     return fin, fail
 
 
-def exported(samples: Samples, name: str, a: str, b: str) -> Counter:
-    """Non-zero samples of ``name`` keyed by the two labels ``a`` and ``b``."""
-    out: Counter = Counter()
-    for (n, labels), value in samples.items():
-        if n == name and value:
-            d = dict(labels)
-            out[(d[a], d[b])] += int(value)
-    return out
+def expected_owners(lives) -> tuple[Counter, Counter, Counter]:
+    """The owners scraper's counters for non-probe lives (every owner exported): ({(site, owner, group,
+    status): n} of the lives that ran, {(owner, group, reason): n} of those that failed, {(owner, group,
+    stage, reason): n} of the lives that failed without running)."""
+    fin: Counter = Counter()
+    fail: Counter = Counter()
+    before: Counter = Counter()
+    for life in lives:
+        if life.probe:
+            continue
+        if life.ran:
+            fin[(site_label(life.site), *life.owner, life.status)] += 1
+            if life.status == "Failed":
+                fail[(*life.owner, REASONS.get(life.minor, "Other"))] += 1
+        elif life.status == "Failed":
+            stage_reason = BEFORE_RUNNING.get((life.minor, life.app)) or BEFORE_RUNNING.get((life.minor, None))
+            before[(*life.owner, *(stage_reason or ("other", "Other")))] += 1
+    return fin, fail, before
+
+
+def exported(samples: Samples, name: str, *names: str) -> Counter:
+    """Non-zero samples of ``name`` keyed by the values of the labels ``names``."""
+    return samples.nonzero(name, *names)
 
 
 def diff(expected: Counter, got: Counter) -> str:

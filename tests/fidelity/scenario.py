@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 
-from dirac_harness import PROBE_GROUP, SITES, DiracHarness
+from dirac_harness import MISSING_SANDBOX, PROBE_GROUP, SITES, DiracHarness
 from fidelity_util import After, History, Program, Scheduler, Scraped
 
 # Job life kinds and their weights in the mixed scenario.
@@ -16,7 +16,7 @@ KINDS = {
     "done": 30, "done_bulk": 8, "app_failed": 10, "failed_other": 5, "completed_then_done": 4,
     "stalled_pilot_gone": 5, "stalled_pilot_running": 4, "done_late_heartbeat": 5, "resched_slow": 5,
     "resched_quick": 3, "matched_stuck": 3, "max_resched": 2, "killed_running": 4, "killed_waiting": 2,
-    "deleted_waiting": 3, "cleaned": 4, "left_active": 3, "done_heartbeat_quick": 3,
+    "deleted_waiting": 3, "cleaned": 4, "left_active": 3, "done_heartbeat_quick": 3, "optimizer_failed": 4,
 }
 
 
@@ -86,9 +86,14 @@ class Lives:
         dest: str | list[str] = site
         if kind == "done" and self.rng.random() < 0.15:
             dest = sorted({site, self.rng.choice(sorted(set(SITES) - {site}))})  # Site 'Multiple' until matched
-        job = h.submit(dest, group=PROBE_GROUP if probe else "bes_analysis")
+        job = h.submit(dest, group=PROBE_GROUP if probe else "bes_analysis",
+                       sandbox=MISSING_SANDBOX if kind == "optimizer_failed" else None)
         self.kinds[job] = kind
         yield
+        if kind == "optimizer_failed":
+            h.optimize(job)  # JobSanity: 'Sandbox does not exist ...' -> Failed, 'JobSanity optimizer'
+            yield
+            return
         if kind in ("killed_waiting", "deleted_waiting", "left_active") and (kind != "left_active"
                                                                             or self.rng.random() < 0.5):
             h.optimize(job)

@@ -2,7 +2,9 @@
 (a real server) is scraped every 50-250 ms; scrapes and DIRAC actions take turns (a scrape never lands inside one
 action: the statement-level interleavings are enumerated in test_fidelity_races.py).
 
-Ground truth: the harness's record of every action's outcome, cross-checked against JobLoggingDB."""
+Ground truth: the harness's record of every action's outcome, cross-checked against JobLoggingDB. A life
+counts at its site only if it ran there (its row was Running or Completing); the lives that failed before
+running (JobSanity on a missing sandbox, the maximum of reschedulings) count per owner apart."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from fidelity_util import (
     ScrapeLoop,
     diff,
     expected_finished,
+    expected_owners,
     exported,
 )
 from scenario import Lives, mixed
@@ -110,7 +113,8 @@ def run(module_env):
             scheduler.run(max_seconds=120)
         finally:
             loop.stop()
-        time.sleep(1.1)  # one more resync period, then the final quiescent scrape
+        time.sleep(1.1)  # one more resync period, then the final quiescent scrapes
+        checkpoint("end-1")  # a series new in it is exported at 0 once: the last one shows its value
         checkpoint("end")
         result.seconds = time.monotonic() - t0
         yield result
@@ -128,10 +132,10 @@ def _lives(run: Run):
 
 def test_scenario_covers_every_kind_and_stays_bounded(run):
     assert set(run.lives.kinds.values()) >= {"done", "stalled_pilot_gone", "resched_slow", "deleted_waiting",
-                                             "max_resched", "done_late_heartbeat", "cleaned"}
+                                             "max_resched", "done_late_heartbeat", "cleaned", "optimizer_failed"}
     # Scraped while DIRAC wrote (how often depends on the machine's load; 50 on an idle 2-core one).
-    loops = sum(s.where.startswith("loop") for s in run.history.scrapes)
-    assert loops >= 10, "the exporter was scraped while DIRAC wrote"
+    loop_scrapes = sum(s.where.startswith("loop") for s in run.history.scrapes)
+    assert loop_scrapes >= 10, f"the exporter was scraped while DIRAC wrote ({loop_scrapes} times)"
     assert run.checkpoints >= 3
     assert run.seconds < 110, f"the concurrent scenario took {run.seconds:.0f} s"
 
@@ -142,6 +146,31 @@ def test_finished_and_failed_counters_equal_ground_truth(run):
     got_fin = exported(s, "dirac_jobs_finished_total", "site", "status")
     got_fail = exported(s, "dirac_jobs_failed_total", "site", "reason")
     assert (got_fin, got_fail) == (fin, fail), f"finished:\n{diff(fin, got_fin)}\nfailed:\n{diff(fail, got_fail)}"
+
+
+def test_scenario_ends_lives_that_never_ran(run):
+    """Kills while waiting, the optimizer's and the reschedule limit's failures: lives the site counters
+    leave out (test_finished_and_failed_counters_equal_ground_truth)."""
+    kinds = {run.lives.kinds[life.job] for life in _lives(run) if not life.ran and life.job in run.lives.kinds}
+    assert kinds >= {"killed_waiting", "deleted_waiting", "optimizer_failed", "max_resched"}, kinds
+
+
+def test_owner_counters_equal_ground_truth(run):
+    fin, fail, before = expected_owners(_lives(run))
+    s = _final(run)
+    got_fin = exported(s, "dirac_owner_jobs_finished_total", "site", "owner", "owner_group", "status")
+    got_fail = exported(s, "dirac_owner_jobs_failed_total", "owner", "owner_group", "reason")
+    got_before = exported(s, "dirac_jobs_failed_before_running_total", "owner", "owner_group", "stage", "reason")
+    assert got_fin == fin, diff(fin, got_fin)
+    assert got_fail == fail, diff(fail, got_fail)
+    assert got_before == before, diff(before, got_before)
+    assert before[("besuser", "bes_user", "JobSanity", "sandbox_not_available")] >= 1
+    # summed over owners: the site counters
+    per_site = exported(s, "dirac_jobs_finished_total", "site", "status")
+    summed = Counter()
+    for (site, _owner, _group, status), n in got_fin.items():
+        summed[(site, status)] += n
+    assert summed == per_site, diff(per_site, summed)
 
 
 def test_active_gauges_equal_group_by_at_quiescent_points(run):
@@ -193,8 +222,10 @@ def test_pilot_counters_equal_ground_truth(run):
 def test_record_agrees_with_job_logging_db(run):
     """Ground truth cross-check: every life the record saw end in Done/Completed/Failed through a logged
     action has that status as the first final LoggingInfo record of the life (kills, deletions and
-    'Maximum of reschedulings reached' write no LoggingInfo)."""
+    'Maximum of reschedulings reached' write no LoggingInfo); a life ran (its row was Running or Completing)
+    exactly when its LoggingInfo segment holds a Running or Completing record."""
     logged: dict[tuple[int, int], str] = {}
+    logged_ran: set[tuple[int, int]] = set()
     for job in run.lives.kinds:
         rows = run.env.query(f"SELECT Status, MinorStatus FROM `{run.env.dbs.logdb}`.LoggingInfo WHERE JobID=%s"
                              " ORDER BY StatusTimeOrder, SeqNum", (job,))
@@ -204,12 +235,16 @@ def test_record_agrees_with_job_logging_db(run):
                 rc += 1
             elif status in FINAL and (job, rc) not in logged:
                 logged[(job, rc)] = status
-    checked = 0
+            elif status in ("Running", "Completing"):
+                logged_ran.add((job, rc))
+    checked = ran_checked = 0
     for life in _lives(run):
-        if life.status == "Killed" or life.minor == "Maximum of reschedulings reached":
-            continue
         if run.lives.kinds[life.job] == "cleaned":
             continue  # LoggingInfo removed with the job (phase 2)
+        assert ((life.job, life.rc) in logged_ran) == life.ran, life
+        ran_checked += 1
+        if life.status == "Killed" or life.minor == "Maximum of reschedulings reached":
+            continue
         assert logged.get((life.job, life.rc)) == life.status, life
         checked += 1
-    assert checked > 100
+    assert checked > 100 and ran_checked > checked

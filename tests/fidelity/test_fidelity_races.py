@@ -112,15 +112,23 @@ def test_same_second_lives_and_out_of_order_last_update_time(h, exporter):
 
 # ---- bugs ----------------------------------------------------------------------------------------------
 
-def test_b1_job_deleted_while_waiting_is_counted_killed(h, exporter):
-    """B1, fixed in the tracker (f97f635): kill_delete_jobs sets Killed, then Deleted, in one call."""
-    job = h.submit(SITE)
+def test_b1_job_deleted_while_waiting_ends_a_life_that_never_ran(h, exporter):
+    """B1, fixed in the tracker (f97f635): kill_delete_jobs sets Killed, then Deleted, in one call; the
+    tracker ends that life as Killed. Since issue 18 a life counts at a site only if it ran there: this
+    one (a rescheduled job's second life, waiting again) did not, although the row keeps the first
+    life's StartExecTime; its first life, which ran and failed, stays counted once."""
+    job, _ = running(h)
+    h.report(job, "Failed", "Application Finished With Errors", app="Exit code 1")
+    exporter.scrape()
+    h.reschedule(job)
     h.optimize(job)
     exporter.scrape()
     h.delete(job)
-    assert h.row(job).Status == "Deleted"
-    fin, _ = counts(exporter)
-    assert fin == Counter({(SITE, "Killed"): 1})
+    row = h.row(job)
+    assert row.Status == "Deleted" and row.StartExecTime is not None
+    fin, fail = counts(exporter)
+    assert fin == Counter({(SITE, "Failed"): 1})
+    assert fail == Counter({(SITE, "application_error"): 1})
 
 
 def test_b2_failure_reason_is_the_final_minor_status(h, exporter, probe):

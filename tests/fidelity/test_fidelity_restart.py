@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import pytest
+from dirac_harness import MISSING_SANDBOX
 from fidelity_util import ExporterProcess, History, Scrape, exported
 from scenario import running, stall_and_fail
 
@@ -73,20 +74,27 @@ def test_restart_counts_exactly_the_lives_ended_while_it_ran(env):
 
 def test_job_submitted_and_finished_in_the_first_collection_second_is_counted(env):
     """B5, fixed in the tracker (cf085d2): the first collection remembers the highest JobID, so a job
-    submitted in the very second of the first collection and finished before the next one is new."""
+    submitted in the very second of the first collection and finished before the next one is new. The
+    short life: JobSanity fails the job (its input sandbox does not exist) before it runs."""
     h = env.harness()
+    before_running = ("dirac_jobs_failed_before_running_total",
+                      {"owner": "besuser", "owner_group": "bes_user", "stage": "JobSanity",
+                       "reason": "sandbox_not_available"})
     for _ in range(3):  # bounded: retry until all of it happens within one second
         time.sleep(1.0 - time.time() % 1.0 + 0.02)
         ex = start(env, f"b5-{time.time():.0f}")
         try:
             t0 = time.time()
-            h.kill(h.submit(SITE))  # a whole (short) life: Received -> Killed
+            job = h.submit(SITE, sandbox=MISSING_SANDBOX)
+            h.optimize(job)  # a whole (short) life: Received -> Checking -> Failed
             same_second = int(time.time()) == int(t0)
-            scrape(ex)
-            got = scrape(ex)
+            scrape(ex)  # the owner's series appear at 0 first
+            s = ex.scrape()
         finally:
             ex.stop()
-        assert got == Counter({(SITE, "Killed"): 1})
+        assert h.row(job).MinorStatus == "JobSanity optimizer"
+        assert s.v(before_running[0], **before_running[1]) == 1
+        assert not exported(s, "dirac_jobs_finished_total", "site", "status"), "it never ran at the site"
         if same_second:
             return
     pytest.skip("could not fit a whole life into the first collection's second (machine too loaded)")

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from dirac_harness import FINAL, ROW_COLUMNS, DiracHarness, Row
+from dirac_harness import FINAL, MISSING_SANDBOX, MISSING_SANDBOX_ERROR, ROW_COLUMNS, DiracHarness, Row
 
 from bes_simulator.writer import DiracWriter
 
@@ -45,6 +45,12 @@ def log_rows(env, job: int | None) -> list[tuple[str, str]]:
         return []
     return list(env.query(f"SELECT Status, MinorStatus FROM `{env.dbs.logdb}`.LoggingInfo WHERE JobID=%s"
                           " ORDER BY SeqNum", (job,)))
+
+
+def last_record(env, job: int) -> tuple:
+    """(Status, MinorStatus, ApplicationStatus, StatusSource) of the job's latest LoggingInfo record."""
+    return env.query(f"SELECT Status, MinorStatus, ApplicationStatus, StatusSource FROM `{env.dbs.logdb}`.LoggingInfo"
+                     " WHERE JobID=%s ORDER BY SeqNum DESC LIMIT 1", (job,))[0]
 
 
 def significant(rows: list[tuple[str, str]]) -> list[str]:
@@ -160,6 +166,16 @@ def effects(module_env) -> dict[str, tuple[Effect, Effect]]:
     submit_w()
     to_running()
     compare("delete while Running (ends Killed)", lambda: h.delete(state["jd"]), lambda: w.delete(state["jw"]))
+    # a fourth: JobPath passes it on, JobSanity fails it (its input sandbox was never uploaded)
+    state["jd"] = h.submit(SITE, sandbox=MISSING_SANDBOX)
+    h.run_executor(state["jd"], "JobPath")
+    state["jw"] = w.submit(site=SITE, job_group="bes_analysis")
+    w.set_attributes(state["jw"], Status="Checking", MinorStatus="JobSanity")
+    compare("optimizer failure (JobSanity)", lambda: h.run_executor(state["jd"], "JobSanity"),
+            lambda: w.fail_optimizer(state["jw"], "JobSanity", MISSING_SANDBOX_ERROR))
+    out["optimizer failure: ApplicationStatus, LoggingInfo record"] = tuple(
+        Effect(frozenset(), False, (), (h.row(job).ApplicationStatus, *last_record(env, job)))
+        for job in (state["jd"], state["jw"]))
     # submission: the columns the exporter reads are set, and LastUpdateTime = SubmissionTime
     d, wr = submitted
     out["submit: LastUpdateTime = SubmissionTime"] = tuple(
@@ -176,6 +192,7 @@ ACTIONS = [
     "submit to several sites",
     "reschedule while Running (Site from the JDL)",
     "delete while Waiting (killed first)", "delete while Running (ends Killed)",
+    "optimizer failure (JobSanity)", "optimizer failure: ApplicationStatus, LoggingInfo record",
 ]
 
 

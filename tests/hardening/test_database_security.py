@@ -16,7 +16,7 @@ from hardening_util import ROOT, CliExporter, MonitorAccount, make_pki
 from private_mariadb import PrivateMariaDB
 
 IHEP, USTC = "BES.IHEP-PBS.cn", "BES.USTC.cn"
-COLLECTORS = ("jobs", "site_status", "finished", "wait", "heartbeat", "hosts", "pilots")
+COLLECTORS = ("jobs", "site_status", "finished", "wait", "heartbeat", "hosts", "owners", "pilots")
 
 
 def expected_success(generation: str) -> dict[str, float]:
@@ -47,6 +47,8 @@ def test_exporter_under_the_least_privilege_account(dirac, tmp_path):
                 == expected_success(dirac.generation)
             assert s.v("dirac_jobs_finished_total", site=IHEP, status="Done") == 1
             assert s.v("dirac_jobs_failed_total", site=IHEP, reason="application_error") == 1
+            assert s.v("dirac_owner_jobs_finished_total", site=IHEP, owner="bes_user", owner_group="bes_user",
+                       status="Done") == 1
             assert s.v("dirac_site_status", site=USTC, status="Banned") == 1
             assert s.v("dirac_pilots_finished_total", site=IHEP, ce="ce01.ihep.ac.cn", status="Done") == 1
             if dirac.generation == "8.0":

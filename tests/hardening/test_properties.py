@@ -1,5 +1,6 @@
 """Property-based tests (hypothesis): the exporter's config and web-config loaders only ever raise their
-documented ConfigError (one line); label builders (fail reasons, host/site/CE names, the probe's and the
+documented ConfigError (one line); label builders (fail reasons, failures before running, host/site/CE and
+owner names, the probe's and the
 agents' grouping keys) never produce a value outside the allowed alphabet and length, and a grouping key
 accepted by the probe lands on a real Pushgateway as exactly that group."""
 
@@ -116,7 +117,7 @@ def test_exporter_config_raises_only_config_error(password_dir, data, password_f
     for key in ("connect_timeout", "query_timeout"):
         assert 0.1 <= db[key] <= 3600, (key, db[key])
     assert cfg.jobs["page_rows"] >= 100
-    for section in (cfg.jobs, cfg.hosts):
+    for section in (cfg.jobs, cfg.hosts, cfg.owners):
         for value in section.values():
             assert isinstance(value, int) and not isinstance(value, bool) and value >= 0
     for key in ("jobdb", "pilotdb", "rssdb"):
@@ -174,3 +175,23 @@ def test_host_and_ce_labels_are_host_names_or_unknown(host):
 def test_site_label_is_a_site_name_or_invalid(site):
     value = labels.site_label(site)
     assert value == "invalid" or SITE_RE.fullmatch(value), repr(value)
+
+
+OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+@FAST
+@given(name=st.one_of(st.none(), any_text, st.integers(), st.from_regex(r"\A[A-Za-z0-9._@/=-]{0,80}\Z"),
+                      st.sampled_from(["/DC=cn/DC=ihep/OU=users/CN=alice", "x" * 64, "x" * 65, "alice\n", "\u212a"])))
+def test_owner_label_is_a_dirac_name_or_invalid(name):
+    value = labels.owner_label(name)
+    assert value == "invalid" or (value == name and OWNER_RE.fullmatch(value)), repr(value)
+
+
+@FAST
+@given(minor=st.one_of(st.none(), any_text, st.from_regex(r"\A\S{0,20} optimizer\Z")),
+       app=st.one_of(st.none(), any_text, st.sampled_from(["Input data not available", "No Local SEs for site \n",
+                                                            "Optimizer \n is not in the chain!"])))
+def test_failure_before_running_is_always_a_known_stage_and_reason(minor, app):
+    stage, reason = labels.before_running(minor, app)
+    assert stage in labels.BEFORE_RUNNING_STAGES and reason in labels.BEFORE_RUNNING_REASONS
