@@ -10,7 +10,7 @@ ACTIVE_STATES = ("Submitting", "Received", "Checking", "Staging", "Scouting", "W
                  "Rescheduled", "Running", "Stalled", "Completing")
 FINAL_STATES = ("Done", "Completed", "Failed", "Killed")
 GONE_STATES = ("Deleted",)
-PLACEHOLDER_SITES = ("ANY", "Multiple", "MultipleInput")
+PLACEHOLDER_SITES = ("ANY", "Multiple", "MultipleInput")  # and Group.<domain> (JobScheduling): is_real_site
 
 SITE_STATES = ("Active", "Banned", "Degraded", "Probing", "Error", "Unknown")
 
@@ -50,6 +50,12 @@ _SPACES = re.compile(r"\s+")
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def is_real_site(label: str) -> bool:
+    """A site label that names one DIRAC site: not a placeholder DIRAC sets before matching (ANY, Multiple,
+    MultipleInput, and JobScheduling's ``Group.<domain>`` for input data at one domain), not ``invalid``."""
+    return label not in PLACEHOLDER_SITES and label != "invalid" and not label.startswith("Group.")
 
 
 def fail_reason(minor_status: str | None) -> str:

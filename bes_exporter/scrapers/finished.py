@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily
 
-from ..labels import FAIL_REASONS, FINAL_STATES, PLACEHOLDER_SITES, fail_reason, site_label
+from ..labels import FAIL_REASONS, FINAL_STATES, fail_reason, is_real_site, site_label
 from .base import Context, Scraper
 
 
@@ -32,7 +32,7 @@ class Finished(Scraper):
                 if event.probe or not event.ran:
                     continue
                 site = site_label(event.site)
-                if site not in PLACEHOLDER_SITES and site != "invalid":
+                if is_real_site(site):
                     ctx.shared.sites.add(site)
                 key = (site, event.status)
                 self.finished[key] = self.finished.get(key, 0) + 1

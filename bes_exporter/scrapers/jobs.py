@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..labels import ACTIVE_STATES, PLACEHOLDER_SITES, site_label
+from ..labels import ACTIVE_STATES, is_real_site, site_label
 from .base import Context, Scraper
 
 _STATES = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
@@ -36,7 +36,7 @@ class Jobs(Scraper):
         jobs = GaugeMetricFamily("dirac_jobs", "Jobs currently in each non-final DIRAC status (probe jobs excluded).",
                                  labels=["site", "status"])
         sites = {site for site, _ in counts} | {site for site, _ in probes}
-        ctx.shared.sites.update(s for s in sites if s not in PLACEHOLDER_SITES and s != "invalid")
+        ctx.shared.sites.update(s for s in sites if is_real_site(s))
         for site in sorted(sites | ctx.shared.sites):
             for status in ACTIVE_STATES:
                 jobs.add_metric([site, status], counts.get((site, status), 0))

@@ -104,14 +104,19 @@ def test_zero_initialised_for_known_sites(dirac):
     w.optimize(j)
     w.match(j, UCAS)
     w.set_site_status(IHEP, "Active")
+    grouped = w.submit()  # JobScheduling's placeholder for input data at one domain: not a site
+    w.optimize(grouped)
+    w.set_attributes(grouped, Site="Group.ihep.ac.cn")
     s = Exporter(dirac.config()).scrape()
+    assert s.v("dirac_jobs", site="Group.ihep.ac.cn", status="Waiting") == 1
     for site in (IHEP, UCAS):
         for status in ("Done", "Completed", "Failed", "Killed"):
             assert s.v("dirac_jobs_finished_total", site=site, status=status) == 0
         assert s.v("dirac_jobs_failed_total", site=site, reason="Other") == 0
     assert s.v("dirac_site_status", site=IHEP, status="Active") == 1
     assert s.v("dirac_site_status", site=IHEP, status="Banned") == 0
-    assert ("dirac_jobs_finished_total", frozenset({("site", "ANY"), ("status", "Done")})) not in s
+    for placeholder in ("ANY", "Group.ihep.ac.cn"):
+        assert ("dirac_jobs_finished_total", frozenset({("site", placeholder), ("status", "Done")})) not in s
 
 
 def test_wait_histogram_and_heartbeat_age(dirac):
