@@ -90,6 +90,9 @@ class EventLog:
                     o is not sc and o.active and o.record["started"]["sim"] > started["sim"] and o.concerns(site, ce)
                     for o in self.scenarios):
                 continue
+            if sc.owner and any(o is not sc and o.active and not o.owner and o.concerns(site, ce)
+                                for o in self.scenarios):
+                continue  # a fault of that place (or a central one) is there too: its action, not the user's
             acts = sc.record["dirac_actions"]
             if key not in acts:
                 acts[key] = {**entry, "count": 0}

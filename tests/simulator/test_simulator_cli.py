@@ -37,7 +37,7 @@ def test_durations_and_scenario_specs():
 
 def test_default_topology_is_bes3_like_and_packaged():
     topo = load_topology()
-    assert DEFAULT_TOPOLOGY.name == "topology.yml" and DEFAULT_TOPOLOGY.parent.name == "simulate"
+    assert DEFAULT_TOPOLOGY.name == "topology.yml" and DEFAULT_TOPOLOGY.parent.name == "bes_simulator"
     names = {s.name for s in topo.sites}
     assert {"BES.IHEP-PBS.cn", "GRID.IHEP.cn", "CLOUD.IHEP-OPENSTACK.cn", "CLUSTER.USTC.cn", "BES.UCAS.cn",
             "BES.USTC.cn", "BES.WHU.cn", "BES.JINR.ru"} <= names and len(names) == 15
