@@ -12,8 +12,9 @@ import re
 USERS = (("bes_prod", "bes_prod"), ("bes_prod", "bes_prod"), ("zhangsy", "bes_user"), ("liuhm", "bes_user"),
          ("wangxl", "bes_user"), ("chenjq", "bes_user"), ("ivanovpa", "bes_user"))
 GROUPS = tuple(sorted({group for _, group in USERS}))
-# DIRAC user names are CS section names of Registry/Users: letters, digits, '_', '.', '-'.
-USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# DIRAC user names (sections of the CS Registry/Users): letters, digits, "_", "-"; no dots, so a site or host
+# name given by mistake is refused.
+USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 def group_of(owner: str) -> str:

@@ -214,7 +214,8 @@ def resolve(spec: ScenarioSpec, topo: Topology, where: str | None = None) -> Sce
                           f"scenario_targets.{spec.name} in {topo.source}")
     if kind == "owner":
         if not USER_NAME.match(name):
-            raise ConfigError(f"{where} {spec.name}: {name!r} is not a DIRAC user name; use one such as liuhm")
+            raise ConfigError(f"{where} {spec.name}: {name!r} is not a DIRAC user name; it targets an owner, "
+                              "e.g. liuhm")
         focus = None
         if spec.params.get("site") is not None:
             focus = topo.site(spec.params["site"])
