@@ -48,6 +48,7 @@ ALERTS = [
     _alert(7000, "DiracSiteJobFailureRatioHigh", site=FOCUS, blame="site"),  # the user's focus site paged
     _alert(7000, "DiracPushFailing", site=FOCUS, blame="monitoring"),
     _alert(7500, "DiracSiteJobFailureRatioCritical", site=CLOUD, blame="site"),
+    _alert(7800, "DiracBlackHoleHost", site=CLOUD, host="vm-bes-0007.cloud.ihep.ac.cn", blame="host"),  # a node
     _alert(8000, "DiracSiteJobFailureRatioHigh", site=SPREAD, blame="site"),  # a site the user's jobs failed at
     _alert(8000, "DiracSiteJobFailureRatioHigh", site=USTC, blame="site"),  # the black hole's site paged
     _alert(9000, "DiracUserJobsFailing", owner="bes_prod", owner_group="bes_prod", blame="user"),
@@ -78,10 +79,11 @@ def test_user_broken_pages_to_sites_and_central_are_wrong(rows):
                            ("DiracCentralFailure", None, 4600), ("DiracSiteJobFailureRatioHigh", SPREAD, 7600)]
 
 
-def test_site_software_blaming_a_user_of_the_group_is_wrong(rows):
+def test_site_software_blaming_a_user_of_the_group_or_a_node_is_wrong(rows):
     row = rows["site-software"]
     assert row["alert"] == "DiracSiteJobFailureRatioCritical" and row["target"] == f"{CLOUD} (bes_prod jobs)"
-    assert _wrong(row) == [("DiracUserJobsFailing", "bes_prod", 3600), ("DiracCentralFailure", None, 4600)]
+    assert _wrong(row) == [("DiracBlackHoleHost", CLOUD, 2400), ("DiracUserJobsFailing", "bes_prod", 3600),
+                           ("DiracCentralFailure", None, 4600)]
 
 
 def test_black_hole_site_paged_is_wrong_and_other_faults_explain_theirs(rows):
@@ -121,5 +123,5 @@ def test_table_and_json_show_the_column(tmp_path, rows, capsys):
     assert rc == 0, err
     out = {r["scenario"]: r for r in json.loads(capsys.readouterr().out)}
     assert out["site-software"]["wrong_place"] == rows["site-software"]["wrong_place"]
-    assert out["site-software"]["wrong_place"][0] == {"alert": "DiracUserJobsFailing", "blame": "user",
+    assert out["site-software"]["wrong_place"][1] == {"alert": "DiracUserJobsFailing", "blame": "user",
                                                       "owner": "bes_prod", "after": pytest.approx(3600)}
