@@ -11,7 +11,8 @@ naming the owner. Times are converted to simulated seconds with the run's clock
 Wrong place (issue #18): an alert that started while the fault lasted (or up to ``LINGER`` after: the rules
 judge 30-min windows) and blames the wrong party, by its ``blame`` label (site, host, user, central,
 monitoring; inferred from its labels when absent), unless another fault active then explains it (its place is
-the alert's site or owner; a central failure explains everything):
+the alert's site or owner; a central failure explains everything; a fault that fails no job, such as a probe-only
+``cvmfs-broken``, explains no job-failure alert):
 
 * ``user-broken``: a site or one of its nodes blamed (``blame`` site/host) at a site where the owner's jobs
   failed or the one they were sent to, or a central failure (for one owner's workflow);
@@ -32,9 +33,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .scenarios import FAILS_NO_JOBS
 from .topology import ConfigError
 
 LINGER = 1800.0  # a fault's failures stay in the rules' 30-min windows this long after it ends
+JOB_FAILURE_ALERTS = ("JobFailure", "BlackHole", "UserJobs", "Central")  # alert name parts
 
 
 def load_events(path: str) -> dict[str, Any]:
@@ -137,6 +140,8 @@ def _explains(sc: dict[str, Any], labels: dict[str, str]) -> bool:
     name, target, params = sc["name"], sc.get("target", {}), sc.get("params", {})
     if name == "central-failure":
         return True
+    if name in FAILS_NO_JOBS and any(part in labels.get("alertname", "") for part in JOB_FAILURE_ALERTS):
+        return False
     if name == "user-broken":
         return labels.get("owner") == target.get("owner") or (params.get("site") or "") == labels.get("site")
     if name == "site-software" and labels.get("owner_group") == params.get("group") and blame(labels) == "user":

@@ -47,6 +47,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 TARGET_KIND = {"black-hole-host": "host", "pilot-abort": "ce", "heartbeat-loss": "site", "no-matching": "site",
                "central-failure": None, "cvmfs-broken": "site", "user-broken": "owner", "site-software": "site"}
 FAIL_AFTER_MAX = {"user-broken": 1800.0, "site-software": 1800.0}  # "within minutes": at most 30 min
+FAILS_NO_JOBS = ("pilot-abort", "no-matching", "cvmfs-broken")  # no job fails by them: RSS JobEfficiency is not theirs
 _SPEC = re.compile(r"^(?P<name>[a-z-]+)(?::(?P<target>[^@+]+))?(?:@(?P<at>[^+]+))?(?:\+(?P<dur>.+))?$")
 _TIMELINE_KEYS = {"name", "at", "duration", "target"}
 

@@ -28,12 +28,13 @@ def _sc(name: str, start: float, end: float | None, target: dict, params: dict |
 DOC = {"clock": {"origin_epoch": ORIGIN, "speed": SPEED}, "scenarios": [
     _sc("user-broken", 5400, 14700, {"owner": "zhaojy", "owner_group": "bes_user"},
         {"site": FOCUS, "concentration": 0.8, "share": 0.15},
-        owner_failures={"before_running": {"InputData": 9}, "after_running": 43,
-                        "sites": {FOCUS: 40, SPREAD: 2, USTC: 1}}),
+        owner_failures={"before_running": {"InputData": 9}, "after_running": 45,
+                        "sites": {FOCUS: 40, SPREAD: 2, USTC: 1, "BES.SJTU.cn": 2}}),
     _sc("black-hole-host", 5400, 14700, {"site": USTC, "host": "wn017.ustc.edu.cn"}),
     _sc("site-software", 5400, 14700, {"site": CLOUD}, {"group": "bes_prod"}),
     _sc("central-failure", 15300, 18900, {}),
     _sc("no-matching", 20000, None, {"site": "GRID.IHEP.cn"}),
+    _sc("cvmfs-broken", 5400, 14700, {"site": "BES.SJTU.cn"}),
 ]}
 
 
@@ -54,6 +55,8 @@ ALERTS = [
     _alert(9000, "DiracUserJobsFailing", owner="bes_prod", owner_group="bes_prod", blame="user"),
     _alert(10000, "DiracCentralFailure", blame="central"),  # no central fault: one owner's workflow
     _alert(13000, "DiracSiteJobFailureRatioHigh", site=SPREAD),  # no blame label: a site's alert
+    _alert(14000, "DiracProbeFailing", site="BES.SJTU.cn", blame="site"),  # cvmfs-broken's own
+    _alert(14100, "DiracSiteJobFailureRatioHigh", site="BES.SJTU.cn", blame="site"),  # not a probe-only fault's
     _alert(16000, "DiracCentralFailure", blame="central"),
     _alert(16500, "DiracSiteJobFailureRatioHigh", site=PKU, blame="site"),  # a site paged for DIRAC's fault
     _alert(21000, "DiracCentralFailure", blame="central"),  # a central failure declared for a site's fault
@@ -73,10 +76,12 @@ def test_user_broken_pages_to_sites_and_central_are_wrong(rows):
     row = rows["user-broken"]
     assert row["alert"] == "DiracUserJobsFailing" and row["alert_after"] == pytest.approx(900, abs=1)
     assert row["target"] == f"zhaojy (bes_user, 80% to {FOCUS})"
-    # The black hole's site alert is the black hole's; the monitoring alert blames nobody; 5000 is too early.
+    # The black hole's site alert is the black hole's; the monitoring alert blames nobody; 5000 is too early;
+    # the probe alert at BES.SJTU.cn is cvmfs-broken's, its job-failure alert is not (cvmfs-broken fails no job).
     assert _wrong(row) == [("DiracSiteJobFailureRatioHigh", FOCUS, 1600),
                            ("DiracSiteJobFailureRatioHigh", SPREAD, 2600),
-                           ("DiracCentralFailure", None, 4600), ("DiracSiteJobFailureRatioHigh", SPREAD, 7600)]
+                           ("DiracCentralFailure", None, 4600), ("DiracSiteJobFailureRatioHigh", SPREAD, 7600),
+                           ("DiracSiteJobFailureRatioHigh", "BES.SJTU.cn", 8700)]
 
 
 def test_site_software_blaming_a_user_of_the_group_or_a_node_is_wrong(rows):
@@ -114,8 +119,8 @@ def test_table_and_json_show_the_column(tmp_path, rows, capsys):
     table = report.render(list(rows.values()))
     assert "wrong place" in table.splitlines()[0] and "goal 0" in table
     line = next(x for x in table.splitlines() if x.startswith("user-broken"))
-    assert line.endswith(f"4: DiracCentralFailure, DiracSiteJobFailureRatioHigh {SPREAD}, "
-                         f"DiracSiteJobFailureRatioHigh {FOCUS}")
+    assert line.endswith(f"5: DiracCentralFailure, DiracSiteJobFailureRatioHigh BES.SJTU.cn, "
+                         f"DiracSiteJobFailureRatioHigh {SPREAD}, DiracSiteJobFailureRatioHigh {FOCUS}")
     (tmp_path / "events.json").write_text(json.dumps(DOC))
     (tmp_path / "alerts.json").write_text(json.dumps(ALERTS))
     rc, err = run_cli("--report", "--json", "--events", str(tmp_path / "events.json"), "--alerts",

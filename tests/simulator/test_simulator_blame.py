@@ -5,9 +5,13 @@
 from __future__ import annotations
 
 import pytest
-from sim_helpers import Run
+from sim_helpers import SMALL, Run, conn
 
+from bes_simulator.clock import DbClock, SimClock
 from bes_simulator.engine import APP_ERRORS, NO_RELEASE_APP, OPTIMIZER_CHAIN, USER_BROKEN_APP
+from bes_simulator.events import EventLog
+from bes_simulator.scenarios import parse_spec, resolve
+from bes_simulator.topology import load_topology
 
 OWNER, FOCUS, SITE, GROUP = "liuhm", "BES.USTC.cn", "GRID.IHEP.cn", "bes_prod"
 START = 3600.0  # both faults, simulated seconds
@@ -125,3 +129,26 @@ def test_site_software_fails_only_the_group_at_the_site(run):
     assert sc["group_failures"] == {"jobs": len(group), "owners": {GROUP: len(group)}}
     assert _rss_judged_bad(run, SITE) and sc["dirac_actions"]
     assert any("no notion of owner groups" in r for r in sc["dirac_rules"])
+
+
+def test_dirac_actions_go_to_the_fault_that_can_cause_them(mariadb):
+    """RSS's JobEfficiency at a site goes to the user's fault where its jobs failed, unless a fault of that place
+    that fails jobs is there too; never to a fault that fails none (probe-only cvmfs-broken)."""
+    topo = load_topology(SMALL)
+    ub, cvmfs, hole = (resolve(parse_spec(f"{name}@1h"), topo) for name in ("user-broken", "cvmfs-broken",
+                                                                             "black-hole-host"))
+    c = conn()
+    try:
+        log = EventLog(None, SimClock(DbClock(c), 100), {}, [ub, cvmfs, hole])
+    finally:
+        c.close()
+    for sc in (ub, cvmfs, hole):
+        sc.active = True
+        log.scenario_started(sc, START)
+    ub.record["owner_failures"]["sites"].update({"BES.SJTU.cn": 2, "BES.USTC.cn": 1})
+    log.action(START + 400, "RSS", "JobEfficiency Degraded", site="BES.SJTU.cn")  # cvmfs-broken's site
+    log.action(START + 400, "RSS", "JobEfficiency Banned", site="BES.USTC.cn")  # the black hole's site
+    log.action(START + 400, "RSS", "JobEfficiency Degraded", site="BES.UCAS.cn")  # no fault there
+    assert list(ub.record["dirac_actions"]) == ["RSS:JobEfficiency Degraded"]
+    assert ub.record["dirac_actions"]["RSS:JobEfficiency Degraded"]["site"] == "BES.SJTU.cn"
+    assert not cvmfs.record["dirac_actions"] and list(hole.record["dirac_actions"]) == ["RSS:JobEfficiency Banned"]
