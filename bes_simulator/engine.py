@@ -555,10 +555,9 @@ class Engine:
                 fails.append(round(self.now, 1))
             if len(fails) in (1, 10, 50):
                 self.log.milestone(bh, f"host_failed_jobs_{len(fails)}", self.now, host=job.host.name)
-        if final == "Failed":
-            self._record_failure(job)
         pilot = job.pilot
         if final == "Failed":  # JobAgent StopOnApplicationFailure: the pilot stops after a failed payload
+            self._record_failure(job)
             self._pilot_end(pilot)
         else:
             self.after(self.u(10, 30), self._pilot_request, pilot)
