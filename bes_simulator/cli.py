@@ -29,7 +29,7 @@ from .clock import EPOCH, DbClock, SimClock
 from .cvmfs import FakeCvmfs
 from .engine import Engine
 from .events import EventLog
-from .scenarios import TARGET_KIND, load_timeline, parse_spec, resolve
+from .scenarios import PARAMS, TARGET_KIND, load_timeline, parse_spec, resolve
 from .topology import SCENARIO_NAMES, ConfigError, load_topology, parse_duration
 from .writer import DiracWriter
 
@@ -105,8 +105,16 @@ def list_scenarios(args) -> int:
     for name in SCENARIO_NAMES:
         kind = TARGET_KIND[name]
         target = topo.scenario_targets.get(name, "-") if kind else "all sites"
-        print(f"{name:16s} target {kind or '-':5s} default {target}")
+        options = ", ".join(f"{k}={_option(v)}" for k, v in PARAMS[name].items())
+        print(f"{name:16s} target {kind or '-':5s} default {target:20s} {'options ' + options if options else ''}"
+              .rstrip())
     return 0
+
+
+def _option(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:g}" for v in value) + "]"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def run_report(args) -> int:

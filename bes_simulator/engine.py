@@ -20,14 +20,13 @@ from typing import Any, Callable
 from .clock import SimClock
 from .cvmfs import FakeCvmfs
 from .events import EventLog
+from .owners import USERS
 from .scenarios import Scenario
 from .topology import CE, Host, Site, Topology
 from .writer import DiracWriter
 
 NON_FINAL_DB = ("Matched", "Running", "Completing", "Stalled")
 INITIAL_FILL = 3600.0  # simulated seconds in which pilots fill the empty grid (they get random ages)
-USERS = (("bes_prod", "bes_prod"), ("bes_prod", "bes_prod"), ("zhangsy", "bes_user"), ("liuhm", "bes_user"),
-         ("wangxl", "bes_user"), ("chenjq", "bes_user"), ("ivanovpa", "bes_user"))
 PRODUCTIONS = ("psi3770_sim", "jpsi_rec", "psi2s_sim", "xyz4180_rec")
 # Background failures: (weight, MinorStatus, ApplicationStatus, when as a share of the run time, via Completing)
 FAILURES = (
@@ -39,6 +38,18 @@ FAILURES = (
     (10, "Watchdog identified this job as stalled", "'boss.exe' Exited With Status 143", None, False),
     (10, "Payload failed", "'boss.exe' Exited With Status 1", None, True),
 )
+# The JobWrapper reports a payload's non-zero exit as Completing / APP_ERRORS (JobWrapper.py, JobMinorStatus.py),
+# the workflow's Script module sets ApplicationStatus "'<executable>' Exited With Status <N>" (Workflow/Modules/
+# Script.py _exitWithError); the job then ends Failed with the same strings.
+APP_ERRORS = "Application Finished With Errors"
+USER_BROKEN_APP = "'boss.exe' Exited With Status 2"  # BOSS is Gaudi: ReturnCode FailInput, an input file unreadable
+NO_RELEASE_APP = "'boss.exe' Exited With Status 127"  # the shell's "command not found": the BOSS release is missing
+# OptimizerExecutor.processTask (WorkloadManagementSystem/Executor/Base/OptimizerExecutor.py): an optimizer's
+# S_ERROR fails the job, MinorStatus "<Name> optimizer", ApplicationStatus the message (Executor/InputData.py
+# _getInputData, Executor/JobScheduling.py optimizeJob). The chain JobPath, JobSanity, InputData, JobScheduling
+# moves on by setNextOptimizer: Checking, MinorStatus the next optimizer, source the current one.
+OPTIMIZER_CHAIN = ("JobPath", "JobSanity", "InputData", "JobScheduling")
+OPTIMIZER_FAILURES = (("InputData", "Input data not available"), ("JobScheduling", "No possible site candidates"))
 PILOT_ABORT_REASONS = ("Job held by the CE: no matching resources", "Pilot aborted by the batch system",
                        "Job was held: error from the execute node")
 
@@ -46,10 +57,12 @@ PILOT_ABORT_REASONS = ("Job held by the CE: no matching resources", "Pilot abort
 class Job:
     """A DIRAC job: the real life on the node (``phase``) and its database view (``db``, ``last``)."""
 
-    __slots__ = ("id", "target", "site", "host", "pilot", "phase", "db", "last", "submitted", "pending", "started")
+    __slots__ = ("id", "target", "site", "host", "pilot", "phase", "db", "last", "submitted", "pending", "started",
+                 "owner", "group")
 
-    def __init__(self, job_id: int, target: Site | None, t: float):
+    def __init__(self, job_id: int, target: Site | None, t: float, owner: str = "", group: str = ""):
         self.id, self.target, self.submitted = job_id, target, t
+        self.owner, self.group = owner, group
         self.site: Site | None = None
         self.host: Host | None = None
         self.pilot: Pilot | None = None
@@ -107,6 +120,9 @@ class Engine:
         self.cut: set[Site] = set()
         self.nomatch: set[Site] = set()
         self.central: Scenario | None = None
+        self.broken: dict[str, Scenario] = {}  # owner -> its user-broken fault
+        self.software: dict[Site, Scenario] = {}  # site -> its site-software fault
+        self._users = list(USERS)  # who submits the usual jobs (not an owner whose workflow is broken)
         self.counts: dict[str, int] = {"jobs": 0, "pilots": 0, "done": 0, "failed": 0}
         self._job_serial = itertools.count(1)
 
@@ -211,7 +227,13 @@ class Engine:
         self.after(period, self._submitter)
 
     def _submit(self, target: Site | None) -> None:
-        owner, group = self.rng.choice(USERS)
+        broken = self._broken_pick()
+        if broken is not None:  # the broken workflow; "mostly one site": its JDL names the focus site
+            owner, group = broken.owner, broken.group
+            if broken.focus is not None and self.rng.random() < broken.spec.params["concentration"]:
+                target = broken.focus
+        else:
+            owner, group = self.rng.choice(self._users)
         serial = next(self._job_serial)
         if owner == "bes_prod":
             prod = self.rng.choice(PRODUCTIONS)
@@ -223,9 +245,24 @@ class Engine:
         job_id = self.w.submit(site=target.name if target else placeholder, job_group=job_group, owner=owner,
                                owner_group=group, job_name=name, when=self.when())
         self.counts["jobs"] += 1
-        self.after(self.u(5, 60), self._optimize, Job(job_id, target, self.now))
+        self.after(self.u(5, 60), self._optimize, Job(job_id, target, self.now, owner, group))
+
+    def _broken_pick(self) -> Scenario | None:
+        """The user-broken fault whose workflow the next new job belongs to (each takes its ``share``)."""
+        if not self.broken:
+            return None
+        r = self.rng.random()
+        for sc in self.broken.values():
+            r -= sc.spec.params["share"]
+            if r < 0:
+                return sc
+        return None
 
     def _optimize(self, job: Job) -> None:
+        sc = self.broken.get(job.owner)
+        if sc is not None and self.rng.random() < sc.spec.params["before_running"]:
+            self._optimizer_fails(job, sc)
+            return
         self.w.optimize(job.id, when=self.when())
         job.phase, job.db, job.last = "waiting", "Waiting", self.now
         if job.target is None:
@@ -236,6 +273,21 @@ class Engine:
             self.n_site[job.target] += 1
         if self.rng.random() < self.wl["kill_rate"]:
             self.after(self.rng.expovariate(1 / 1800), self._user_kill, job)
+
+    def _optimizer_fails(self, job: Job, sc: Scenario) -> None:
+        """An optimizer fails the job before it runs (see OPTIMIZER_FAILURES); its Site stays what the JDL says."""
+        stage, message = self.rng.choice(OPTIMIZER_FAILURES)
+        when = self.when()
+        chain = OPTIMIZER_CHAIN[:OPTIMIZER_CHAIN.index(stage) + 1]
+        for source, nxt in zip(chain, chain[1:]):
+            self.w.set_status(job.id, "Checking", nxt, source=source, when=when)
+        self.w.set_status(job.id, "Failed", f"{stage} optimizer", message, source=stage, when=when)
+        job.phase, job.db, job.last = "ended", "Failed", self.now
+        self.counts["failed"] += 1
+        if job.target is not None:  # RSS counts JobDB's Site column (JobDB.getSiteSummaryWeb): the JDL's site
+            self.site_finals[job.target].append((self.now, False))
+        stages = sc.record["owner_failures"]["before_running"]
+        stages[stage] = stages.get(stage, 0) + 1
 
     def _user_kill(self, job: Job) -> None:
         if job.phase != "waiting":
@@ -433,6 +485,12 @@ class Engine:
             self.after(self.u(lo, hi), self._job_completing, job, "Failed", "Application Finished With Errors",
                        "'boss.exe' Exited With Status 127")
             return
+        fault = self.broken.get(job.owner) or self.software.get(job.site)
+        if fault is not None and job.group == fault.group:  # the owner's broken workflow, or no release here
+            lo, hi = fault.spec.params["fail_after"]
+            app = USER_BROKEN_APP if fault.owner else NO_RELEASE_APP
+            self.after(self.u(lo, hi), self._job_completing, job, "Failed", APP_ERRORS, app)
+            return
         d = self.wl["job_duration"]
         run = min(d["max"], max(d["min"], d["median"] * math.exp(self.rng.gauss(0, d["sigma"]))))
         self.after(self.u(20, 90), self._progress, job, "running", "Application", "Executing boss.exe")
@@ -499,9 +557,27 @@ class Engine:
                 self.log.milestone(bh, f"host_failed_jobs_{len(fails)}", self.now, host=job.host.name)
         pilot = job.pilot
         if final == "Failed":  # JobAgent StopOnApplicationFailure: the pilot stops after a failed payload
+            self._record_failure(job)
             self._pilot_end(pilot)
         else:
             self.after(self.u(10, 30), self._pilot_request, pilot)
+
+    def _record_failure(self, job: Job) -> None:
+        """A failed job of a broken owner, or of the group a site lacks the release for: in the events file."""
+        sc = self.broken.get(job.owner)
+        if sc is not None:
+            rec = sc.record["owner_failures"]
+            rec["after_running"] += 1
+            rec["sites"][job.site.name] = rec["sites"].get(job.site.name, 0) + 1
+            if rec["after_running"] in (1, 10, 50):
+                self.log.milestone(sc, f"owner_failed_jobs_{rec['after_running']}", self.now, site=job.site.name)
+        sw = self.software.get(job.site)
+        if sw is not None and job.group == sw.group and job.started >= sw.spec.at:
+            rec = sw.record["group_failures"]
+            rec["jobs"] += 1
+            rec["owners"][job.owner] = rec["owners"].get(job.owner, 0) + 1
+            if rec["jobs"] in (1, 10, 50):
+                self.log.milestone(sw, f"group_failed_jobs_{rec['jobs']}", self.now)
 
     def _finished(self, job: Job, final: str) -> None:
         """A final status reached the database: bookkeeping for StalledJobAgent and RSS."""
@@ -561,7 +637,7 @@ class Engine:
             job.phase = "ended"
             self._pilot_end(job.pilot)
         self.log.action(self.now, "StalledJobAgent", "Rescheduled", site=job.site.name, jobs=1)
-        again = Job(job.id, job.target, job.submitted)
+        again = Job(job.id, job.target, job.submitted, job.owner, job.group)
         again.db, again.last = "Received", self.now
         self.after(self.u(5, 60), self._optimize, again)
 
@@ -636,6 +712,15 @@ class Engine:
             self.central = sc
         elif name == "cvmfs-broken" and self.cvmfs is not None:
             self.cvmfs.break_(sc.site.name)
+        elif name == "user-broken":
+            self.broken[sc.owner] = sc
+            self._users = [u for u in USERS if u[0] not in self.broken] or list(USERS)
+            lo, hi = sc.spec.params["fail_after"]
+            for job in list(self.tracked.values()):  # its jobs already running read the same broken input
+                if job.owner == sc.owner and job.phase == "running":
+                    self.after(self.u(lo, hi), self._job_completing, job, "Failed", APP_ERRORS, USER_BROKEN_APP)
+        elif name == "site-software":
+            self.software[sc.site] = sc
         if name in ("black-hole-host", "central-failure", "heartbeat-loss"):
             self.log.rule(sc, "RSS JobEfficiency: (Done+Completed)/(Done+Completed+Failed) over 30 min; "
                               "< 0.9 Degraded, < 0.5 Banned, no decision under 10 jobs")
@@ -648,6 +733,17 @@ class Engine:
                               "<= 90% Degraded, <= 50% Banned, no decision up to 10 pilots")
         if name in ("no-matching", "cvmfs-broken"):
             self.log.rule(sc, "none: no DIRAC mechanism reacts to this fault")
+        if name in ("user-broken", "site-software"):
+            whose = "owners" if name == "user-broken" else "owner groups"
+            self.log.rule(sc, "RSS JobEfficiency per site: (Done+Completed)/(Done+Completed+Failed) of the jobs whose "
+                              "JobDB Site is the site, over 30 min; < 0.9 Degraded, < 0.5 Banned, no decision under "
+                              f"10 jobs. It has no notion of {whose}: the whole site is degraded or banned, every "
+                              "owner's jobs with it")
+        if name == "user-broken":
+            self.log.rule(sc, "Optimizers: a job whose input data cannot be resolved is Failed by the InputData "
+                              "('Input data not available') or JobScheduling ('No possible site candidates') "
+                              "optimizer, before running, with the Site its JDL names; nothing in DIRAC tells the "
+                              "user or holds their submissions")
 
     def _scenario_end(self, sc: Scenario) -> None:
         sc.active = False
@@ -666,6 +762,11 @@ class Engine:
             self.central = None
         elif name == "cvmfs-broken" and self.cvmfs is not None:
             self.cvmfs.repair(sc.site.name)
+        elif name == "user-broken":
+            self.broken.pop(sc.owner, None)
+            self._users = [u for u in USERS if u[0] not in self.broken] or list(USERS)
+        elif name == "site-software":
+            self.software.pop(sc.site, None)
         self._operator_reset(sc)
 
     def _reconnect(self, site: Site) -> None:
@@ -680,8 +781,7 @@ class Engine:
 
     def _operator_reset(self, sc: Scenario) -> None:
         """After a fault is fixed the site admin has DIRAC's bans lifted (RSS would not do it alone)."""
-        sites = self.topo.sites if sc.name == "central-failure" else [sc.site]
-        for site in sites:
+        for site in [s for s in self.topo.sites if sc.concerns(s.name, None)]:
             if self.site_status[site] != "Active":
                 self.site_status[site] = "Active"
                 self.site_finals[site].clear()

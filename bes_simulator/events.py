@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import SimClock
-from .scenarios import Scenario
+from .scenarios import FAILS_NO_JOBS, Scenario
 
 MAX_LOG = 5000
 
@@ -84,12 +84,15 @@ class EventLog:
         key = f"{mechanism}:{action}"
         for sc in self.scenarios:
             started = sc.record["started"]
-            if started is None or t < started["sim"] or not sc.concerns(site, ce):
+            if started is None or t < started["sim"] or not sc.concerns(site, ce) or not _could_cause(sc, key):
                 continue
             if sc.record["ended"] is not None and any(  # a later fault on the same place is the cause now
                     o is not sc and o.active and o.record["started"]["sim"] > started["sim"] and o.concerns(site, ce)
                     for o in self.scenarios):
                 continue
+            if sc.owner and any(o is not sc and o.active and not o.owner and o.concerns(site, ce)
+                                and _could_cause(o, key) for o in self.scenarios):
+                continue  # a fault of that place (or a central one) is there too: its action, not the user's
             acts = sc.record["dirac_actions"]
             if key not in acts:
                 acts[key] = {**entry, "count": 0}
@@ -112,3 +115,8 @@ class EventLog:
         os.replace(tmp, self.path)
         self._dirty = False
         self._last_flush = now
+
+
+def _could_cause(sc: Scenario, key: str) -> bool:
+    """RSS's JobEfficiency policy reacts to failed jobs: never to a fault that fails none."""
+    return not (key.startswith("RSS:JobEfficiency") and sc.name in FAILS_NO_JOBS)

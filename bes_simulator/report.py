@@ -1,10 +1,27 @@
-"""``bes-simulate --report``: per scenario, the simulated time from the first alert to DIRAC's own action.
+"""``bes-simulate --report``: per scenario, the simulated time from the first alert to DIRAC's own action,
+and the pages that went to the wrong place.
 
 Alerts come from Alertmanager (``--alerts http://127.0.0.1:9093``, API v2) or a file holding the same
 JSON list. An alert belongs to a scenario when it started at or after the scenario and its label for the target's
 most specific part (``host``, else ``ce``, else ``site``) names it; for ``central-failure``, an alert
-without a ``site`` label or whose name contains ``Central``. Times are
-converted to simulated seconds with the run's clock (``sim = (utc - origin) * speed``).
+without a ``site`` label or whose name contains ``Central``; for ``user-broken``, ``DiracUserJobsFailing``
+naming the owner. Times are converted to simulated seconds with the run's clock
+(``sim = (utc - origin) * speed``).
+
+Wrong place (issue #18): an alert that started while the fault lasted (or up to ``LINGER`` after: the rules
+judge 30-min windows) and blames the wrong party, by its ``blame`` label (site, host, user, central,
+monitoring; inferred from its labels when absent), unless another fault active then explains it (its place is
+the alert's site or owner; a central failure explains everything; a fault that fails no job, such as a probe-only
+``cvmfs-broken``, explains no job-failure alert):
+
+* ``user-broken``: a site or one of its nodes blamed (``blame`` site/host) at a site where the owner's jobs
+  failed or the one they were sent to, or a central failure (for one owner's workflow);
+* ``site-software``: a user of the group blamed (``blame`` user), one of the site's nodes blamed (``blame``
+  host: the group's fast failures look like a black hole), or a central failure;
+* ``black-hole-host``, ``heartbeat-loss``: the site itself blamed (black hole only), a user blamed, or a
+  central failure;
+* ``pilot-abort``, ``no-matching``, ``cvmfs-broken``: a central failure;
+* ``central-failure``: a site, a node or a user blamed.
 """
 
 from __future__ import annotations
@@ -16,7 +33,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .scenarios import FAILS_NO_JOBS
 from .topology import ConfigError
+
+LINGER = 1800.0  # a fault's failures stay in the rules' 30-min windows this long after it ends
+JOB_FAILURE_ALERTS = ("JobFailure", "BlackHole", "UserJobs", "Central")  # alert name parts
 
 
 def load_events(path: str) -> dict[str, Any]:
@@ -67,10 +88,13 @@ def _epoch(ts: str) -> float:
 
 
 def _matches(sc: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Central failure: an alert without a site or named *Central*; else the target's most specific label."""
+    """Central failure: an alert without a site or named *Central*; user-broken: DiracUserJobsFailing for the
+    owner; else the target's most specific label."""
     if sc["name"] == "central-failure":
         return "site" not in labels or "Central" in labels.get("alertname", "")
     target = sc.get("target", {})
+    if sc["name"] == "user-broken":
+        return labels.get("alertname") == "DiracUserJobsFailing" and labels.get("owner") == target.get("owner")
     for key in ("host", "ce", "site"):
         if key in target:
             return labels.get(key) == target[key]
@@ -93,22 +117,90 @@ def _dirac(sc: dict[str, Any]) -> tuple[tuple[float, str] | None, tuple[float, s
     return (min(seen) if seen else None), (min(decisive) if decisive else None)
 
 
+def blame(labels: dict[str, str]) -> str:
+    """Whose fault the alert says it is: its ``blame`` label, else inferred (owner -> user, *Central* -> central,
+    host -> host, site -> site)."""
+    if labels.get("blame"):
+        return labels["blame"]
+    if "owner" in labels:
+        return "user"
+    if "Central" in labels.get("alertname", ""):
+        return "central"
+    return "host" if "host" in labels else "site" if "site" in labels else "monitoring"
+
+
+def _span(sc: dict[str, Any]) -> tuple[float, float]:
+    """Simulated seconds in which an alert may be this fault's doing: its run, plus LINGER."""
+    end = sc["ended"]["sim"] + LINGER if sc.get("ended") else float("inf")
+    return sc["started"]["sim"], end
+
+
+def _explains(sc: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether the alert is about this fault's own place (then another fault's row does not count it)."""
+    name, target, params = sc["name"], sc.get("target", {}), sc.get("params", {})
+    if name == "central-failure":
+        return True
+    if name in FAILS_NO_JOBS and any(part in labels.get("alertname", "") for part in JOB_FAILURE_ALERTS):
+        return False
+    if name == "user-broken":
+        return labels.get("owner") == target.get("owner") or (params.get("site") or "") == labels.get("site")
+    if name == "site-software" and labels.get("owner_group") == params.get("group") and blame(labels) == "user":
+        return True
+    return "site" in target and labels.get("site") == target["site"]
+
+
+def _wrong(sc: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether the alert blames the wrong party for this fault (see the module docstring)."""
+    who, name, target = blame(labels), sc["name"], sc.get("target", {})
+    if name == "central-failure":
+        return who in ("site", "host", "user")
+    if who == "central":
+        return True
+    if name == "user-broken":
+        touched = set(sc.get("owner_failures", {}).get("sites", {})) | {sc.get("params", {}).get("site")}
+        return who in ("site", "host") and labels.get("site") in touched
+    if name == "site-software":
+        return ((who == "user" and labels.get("owner_group") == sc.get("params", {}).get("group"))
+                or (who == "host" and labels.get("site") == target.get("site")))
+    if name == "black-hole-host" and who == "site" and labels.get("site") == target.get("site"):
+        return True
+    return name in ("black-hole-host", "heartbeat-loss") and who == "user"
+
+
+def wrong_place(doc: dict[str, Any], sc: dict[str, Any], alerts: list[dict[str, Any]],
+                times: list[float]) -> list[dict[str, Any]]:
+    """The alerts (with their start in simulated seconds, ``times``) that went to the wrong place for ``sc``."""
+    lo, hi = _span(sc)
+    others = [o for o in doc["scenarios"] if o is not sc and o.get("started")]
+    out = []
+    for alert, t in zip(alerts, times):
+        labels = alert["labels"]
+        if not lo - 1e-6 <= t <= hi or not _wrong(sc, labels):
+            continue
+        if any(_span(o)[0] - 1e-6 <= t <= _span(o)[1] and _explains(o, labels) for o in others):
+            continue
+        place = {k: labels[k] for k in ("site", "host", "owner") if k in labels}
+        out.append({"alert": labels.get("alertname", "?"), "blame": blame(labels), **place, "after": t - lo})
+    return sorted(out, key=lambda w: w["after"])
+
+
 def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """One row per started scenario: the first alert, DIRAC's first reaction and its first decisive action
     (jobs failed or a ban), with the lead times in simulated seconds."""
     origin, speed = doc["clock"]["origin_epoch"], doc["clock"]["speed"]
+    alerts = alerts or []
+    times = [(_epoch(a["startsAt"]) - origin) * speed for a in alerts]
     rows = []
     for sc in doc["scenarios"]:
         if not sc.get("started"):
             continue
         start = sc["started"]["sim"]
         first_alert = None
-        for alert in alerts or []:
-            t = (_epoch(alert["startsAt"]) - origin) * speed
+        for alert, t in zip(alerts, times):
             if t >= start - 1e-6 and _matches(sc, alert["labels"]):
                 if first_alert is None or t < first_alert[0]:
                     first_alert = (t, alert["labels"].get("alertname", "?"))
-        row = {"scenario": sc["name"], "target": ", ".join(sc.get("target", {}).values()) or "all sites",
+        row = {"scenario": sc["name"], "target": _target(sc),
                "start_sim": start, "alert": first_alert[1] if first_alert else None,
                "alert_after": first_alert[0] - start if first_alert else None}
         for name, found in zip(("dirac_reacts", "dirac_decides"), _dirac(sc)):
@@ -118,13 +210,33 @@ def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict
         fails = sc.get("host_failures_sim")
         if fails is not None and first_alert:
             row["host_failures_before_alert"] = sum(1 for f in fails if f <= first_alert[0])
+        row["wrong_place"] = wrong_place(doc, sc, alerts, times)
         rows.append(row)
     return rows
 
 
+def _target(sc: dict[str, Any]) -> str:
+    target, params = sc.get("target", {}), sc.get("params", {})
+    if sc["name"] == "user-broken":
+        focus = f", {params['concentration']:.0%} to {params['site']}" if params.get("site") else ""
+        return f"{target.get('owner')} ({target.get('owner_group')}{focus})"
+    if sc["name"] == "site-software":
+        return f"{target.get('site')} ({params.get('group')} jobs)"
+    return ", ".join(target.values()) or "all sites"
+
+
+def _wrong_text(wrong: list[dict[str, Any]]) -> str:
+    """``0``, or the count and each distinct alert with its place, e.g. ``2: DiracSiteJobFailureRatioHigh
+    BES.WHU.cn``."""
+    if not wrong:
+        return "0"
+    names = sorted({" ".join([w["alert"], *(w[k] for k in ("host", "site", "owner") if k in w)]) for w in wrong})
+    return f"{len(wrong)}: " + ", ".join(names)
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     head = ("scenario", "target", "first alert", "after", "DIRAC reacts", "after", "lead",
-            "DIRAC fails jobs / bans", "after", "lead")
+            "DIRAC fails jobs / bans", "after", "lead", "wrong place")
     table = [head]
     for r in rows:
         alert = r["alert"] or "-"
@@ -132,10 +244,12 @@ def render(rows: list[dict[str, Any]]) -> str:
             alert += f" ({r['host_failures_before_alert']} jobs failed)"
         table.append((r["scenario"], r["target"], alert, _fmt(r["alert_after"]),
                       r["dirac_reacts"], _fmt(r["dirac_reacts_after"]), _fmt(r["dirac_reacts_lead"]),
-                      r["dirac_decides"], _fmt(r["dirac_decides_after"]), _fmt(r["dirac_decides_lead"])))
+                      r["dirac_decides"], _fmt(r["dirac_decides_after"]), _fmt(r["dirac_decides_lead"]),
+                      _wrong_text(r["wrong_place"])))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("(simulated time after the fault started; lead = DIRAC's action - first alert; "
-                 "(threshold) = the earliest DIRAC's rule allows)")
+                 "(threshold) = the earliest DIRAC's rule allows; wrong place = pages blaming the wrong party, "
+                 "goal 0)")
     return "\n".join(lines)

@@ -13,6 +13,9 @@ heartbeat-loss       a site                  network cut: no heartbeat, status r
 no-matching          a site                  its pilots match nothing; jobs for the site pile up
 central-failure      all sites               every job fails (input sandbox / requests unavailable)
 cvmfs-broken         a site                  only its fake CVMFS root breaks: jobs stay healthy
+user-broken          an owner (DIRAC user)   the owner's workflow fails wherever it runs: ``share`` of
+                                             the new jobs, some failed by the optimizers before running
+site-software        a site                  a release is missing there: one owner ``group``'s jobs fail
 ===================  ======================  ==========================================================
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from .owners import GROUPS, USER_NAME, group_of
 from .topology import CE, SCENARIO_NAMES, ConfigError, Host, Site, Topology, parse_duration
 
 PARAMS: dict[str, dict[str, Any]] = {
@@ -34,9 +38,16 @@ PARAMS: dict[str, dict[str, Any]] = {
     "no-matching": {},
     "central-failure": {},
     "cvmfs-broken": {},
+    # share: of the grid's new jobs, the owner's (broken) ones; site + concentration: that share of them sent
+    # to one site by JDL; fail_after: after a job starts; before_running: failed by the optimizers instead.
+    "user-broken": {"share": 0.1, "site": None, "concentration": 0.0, "fail_after": [60.0, 300.0],
+                    "before_running": 0.3},
+    "site-software": {"group": "bes_prod", "fail_after": [30.0, 180.0]},
 }
 TARGET_KIND = {"black-hole-host": "host", "pilot-abort": "ce", "heartbeat-loss": "site", "no-matching": "site",
-               "central-failure": None, "cvmfs-broken": "site"}
+               "central-failure": None, "cvmfs-broken": "site", "user-broken": "owner", "site-software": "site"}
+FAIL_AFTER_MAX = {"user-broken": 1800.0, "site-software": 1800.0}  # "within minutes": at most 30 min
+FAILS_NO_JOBS = ("pilot-abort", "no-matching", "cvmfs-broken")  # no job fails by them: RSS JobEfficiency is not theirs
 _SPEC = re.compile(r"^(?P<name>[a-z-]+)(?::(?P<target>[^@+]+))?(?:@(?P<at>[^+]+))?(?:\+(?P<dur>.+))?$")
 _TIMELINE_KEYS = {"name", "at", "duration", "target"}
 
@@ -50,6 +61,7 @@ class ScenarioSpec:
     duration: float | None = None
     target: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    where: str = "--scenario"  # where it was written, for error messages
 
 
 def parse_spec(text: str, where: str = "--scenario") -> ScenarioSpec:
@@ -88,7 +100,7 @@ def load_timeline(path: str) -> list[ScenarioSpec]:
         if extra:
             raise ConfigError(f"{where}: unknown key '{extra[0]}' for {name}; "
                               f"valid keys are {', '.join(sorted(allowed))}")
-        spec = ScenarioSpec(name=name, params=dict(PARAMS[name]))
+        spec = ScenarioSpec(name=name, params=dict(PARAMS[name]), where=where)
         spec.at = parse_duration(item.get("at", 0), f"{where}.at")
         if item.get("duration") is not None:
             spec.duration = parse_duration(item["duration"], f"{where}.duration")
@@ -97,6 +109,9 @@ def load_timeline(path: str) -> list[ScenarioSpec]:
         for key in PARAMS[name]:
             if key in item:
                 spec.params[key] = _param(name, key, item[key], f"{where}.{key}")
+        if name == "user-broken" and (spec.params["site"] is None) != (spec.params["concentration"] == 0):
+            raise ConfigError(f"{where}: site and concentration go together (send that share of the owner's "
+                              "jobs to that site); give both, e.g. site: BES.WHU.cn, concentration: 0.7")
         specs.append(spec)
     return specs
 
@@ -108,8 +123,19 @@ def _param(name: str, key: str, value: Any, where: str) -> Any:
         lo, hi = (parse_duration(v, where) for v in value)
         if lo > hi:
             raise ConfigError(f"{where}: MIN must not exceed MAX")
+        if hi > FAIL_AFTER_MAX.get(name, hi):
+            raise ConfigError(f"{where}: {name} fails jobs within minutes; MAX must not exceed "
+                              f"{FAIL_AFTER_MAX[name]:.0f} s")
         return [lo, hi]
-    if key == "max_ratio":
+    if key == "site":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: expected a site name of the topology, e.g. BES.WHU.cn")
+        return value
+    if key == "group":
+        if value not in GROUPS:
+            raise ConfigError(f"{where}: expected an owner group the simulator submits as: {', '.join(GROUPS)}")
+        return value
+    if key in ("max_ratio", "share", "concentration", "before_running"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ConfigError(f"{where}: expected a ratio between 0 and 1")
         return float(value)
@@ -119,8 +145,12 @@ def _param(name: str, key: str, value: Any, where: str) -> Any:
 class Scenario:
     """A resolved fault with its target objects and the record of what happened."""
 
-    def __init__(self, spec: ScenarioSpec, site: Site | None = None, ce: CE | None = None, host: Host | None = None):
+    def __init__(self, spec: ScenarioSpec, site: Site | None = None, ce: CE | None = None, host: Host | None = None,
+                 owner: str | None = None, focus: Site | None = None):
         self.spec, self.site, self.ce, self.host = spec, site, ce, host
+        self.owner = owner  # user-broken: the DIRAC user whose workflow fails
+        self.group = group_of(owner) if owner else spec.params.get("group")  # ... its group; site-software's
+        self.focus = focus  # user-broken: the site most of the owner's jobs are sent to (concentration)
         self.active = False
         self.record: dict[str, Any] = {
             "name": spec.name,
@@ -138,12 +168,18 @@ class Scenario:
         }
         if spec.name == "black-hole-host":
             self.record["host_failures_sim"] = []  # simulated times of the host's failed jobs (first 1000)
+        if spec.name == "user-broken":  # the owner's failed jobs while the fault lasts
+            self.record["owner_failures"] = {"before_running": {}, "after_running": 0, "sites": {}}
+        if spec.name == "site-software":  # the group's jobs failed at the site, per owner
+            self.record["group_failures"] = {"jobs": 0, "owners": {}}
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def target_labels(self) -> dict[str, str]:
+        if self.owner:
+            return {"owner": self.owner, "owner_group": self.group}
         out = {}
         if self.site:
             out["site"] = self.site.name
@@ -157,13 +193,17 @@ class Scenario:
         """Whether a DIRAC action on ``site``/``ce`` belongs to this scenario."""
         if self.name == "central-failure":
             return True
+        if self.owner:  # user-broken: the sites where the owner's jobs failed, and the one they are sent to
+            return site is not None and (site in self.record["owner_failures"]["sites"]
+                                         or (self.focus is not None and site == self.focus.name))
         if self.ce is not None and ce is not None:
             return ce == self.ce.name
         return self.site is not None and site == self.site.name
 
 
-def resolve(spec: ScenarioSpec, topo: Topology, where: str = "--scenario") -> Scenario:
+def resolve(spec: ScenarioSpec, topo: Topology, where: str | None = None) -> Scenario:
     """Find the scenario's target in the topology (its default comes from ``scenario_targets``)."""
+    where = where or spec.where
     kind = TARGET_KIND[spec.name]
     if kind is None:
         if spec.target:
@@ -173,6 +213,17 @@ def resolve(spec: ScenarioSpec, topo: Topology, where: str = "--scenario") -> Sc
     if not name:
         raise ConfigError(f"{where} {spec.name}: no target; write {spec.name}:<{kind}> or set "
                           f"scenario_targets.{spec.name} in {topo.source}")
+    if kind == "owner":
+        if not USER_NAME.match(name):
+            raise ConfigError(f"{where} {spec.name}: {name!r} is not a DIRAC user name; it targets an owner, "
+                              "e.g. liuhm")
+        focus = None
+        if spec.params.get("site") is not None:
+            focus = topo.site(spec.params["site"])
+            if focus is None:
+                raise ConfigError(f"{where}.site: site {spec.params['site']!r} is not in {topo.source}; "
+                                  "use a site it lists")
+        return Scenario(spec, owner=name, focus=focus)
     if kind == "host":
         host = topo.host(name)
         if host is None:

@@ -16,7 +16,7 @@ import yaml
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("topology.yml")
 SCENARIO_NAMES = ("black-hole-host", "pilot-abort", "heartbeat-loss", "no-matching", "central-failure",
-                  "cvmfs-broken")
+                  "cvmfs-broken", "user-broken", "site-software")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 _HOST_OK = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?$")
 
@@ -244,7 +244,7 @@ def load_topology(path: str | Path | None = None, *, scale: float = 1.0) -> Topo
                     scenario_targets={}, source=src)
     targets = data.get("scenario_targets") or {}
     if not isinstance(targets, dict):
-        raise ConfigError(f"{src}: scenario_targets must map scenario names to a site, CE or host")
+        raise ConfigError(f"{src}: scenario_targets must map scenario names to a site, CE, host or owner")
     for key, value in targets.items():
         if key not in SCENARIO_NAMES:
             raise ConfigError(f"{src}: scenario_targets.{key}: unknown scenario; "

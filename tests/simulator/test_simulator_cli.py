@@ -106,6 +106,34 @@ def test_bad_timeline_names_file_and_key(tmp_path):
     _one_line_error(rc, err, 2, str(path), "rmap", "ramp")
 
 
+@pytest.mark.parametrize("item, words", [
+    ("{name: user-broken, share: 2}", ["scenarios[0].share", "between 0 and 1"]),
+    ("{name: user-broken, concentration: 0.7}", ["scenarios[0]", "site and concentration"]),
+    ("{name: user-broken, site: BES.WHU.cn}", ["scenarios[0]", "site and concentration"]),
+    ("{name: user-broken, site: BES.NOWHERE.cn, concentration: 0.5}", ["scenarios[0].site", "BES.NOWHERE.cn"]),
+    ("{name: user-broken, target: 'bad name'}", ["scenarios[0]", "'bad name'", "DIRAC user name"]),
+    ("{name: user-broken, fail_after: [60, 2h]}", ["scenarios[0].fail_after", "1800"]),
+    ("{name: user-broken, before_running: -0.1}", ["scenarios[0].before_running", "between 0 and 1"]),
+    ("{name: site-software, group: bes_admin}", ["scenarios[0].group", "bes_prod, bes_user"]),
+    ("{name: site-software, target: BES.NOWHERE.cn}", ["scenarios[0]", "BES.NOWHERE.cn", "is not in"]),
+    ("{name: site-software, share: 0.5}", ["scenarios[0]", "unknown key 'share'", "group"]),
+])
+def test_bad_blame_options_name_file_and_key(tmp_path, item, words):
+    path = tmp_path / "timeline.yml"
+    path.write_text(f"scenarios:\n  - {item}\n")
+    rc, err = run_cli("--topology", SMALL, "--timeline", str(path), "--once")
+    _one_line_error(rc, err, 2, str(path), *words)
+
+
+def test_list_scenarios_shows_targets_and_options(capsys):
+    rc, _ = run_cli("--list-scenarios", "--topology", SMALL)
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert rc == 0 and len(lines) == 8
+    assert lines["user-broken"].split()[1:4] == ["target", "owner", "default"] and " liuhm " in lines["user-broken"]
+    assert "share=0.1" in lines["user-broken"] and "before_running=0.3" in lines["user-broken"]
+    assert "BES.WHU.cn" in lines["site-software"] and "group=bes_prod" in lines["site-software"]
+
+
 def test_database_errors_are_one_line(mariadb, tmp_path):
     rc, err = run_cli("--db-port", "1", "--topology", SMALL, "--once", "--state-dir", str(tmp_path))
     _one_line_error(rc, err, 1, "cannot connect", "--db-port")

@@ -9,7 +9,7 @@ import os
 import random
 
 import pytest
-from sim_helpers import SMALL, SPEED, Run, drop, run_cli, simulate_parallel
+from sim_helpers import SMALL, SPEED, Run, run_cli
 
 from bes_simulator import report
 from bes_simulator.engine import Engine
@@ -19,21 +19,6 @@ from bes_simulator.topology import load_topology
 USTC, JINR, UCAS, WHU, SJTU, IHEP = ("BES.USTC.cn", "BES.JINR.ru", "BES.UCAS.cn", "BES.WHU.cn", "BES.SJTU.cn",
                                      "GRID.IHEP.cn")
 BLACK_HOLE = "wn03.ustc.edu.cn"
-FAULTS = ("black-hole-host@1h", "pilot-abort@1h", "heartbeat-loss@90m", "no-matching@1h", "cvmfs-broken@1h")
-
-
-@pytest.fixture(scope="module")
-def runs(mariadb, tmp_path_factory) -> dict[str, Run]:
-    """Two runs at once: DIRAC 8.0 (JobParameters, SiteMask) for 7 simulated hours with five faults, and
-    DIRAC 9.1 (ResourceStatusDB.SiteStatus) for 4 hours with a central failure from 2h to 3h."""
-    faults = [a for f in FAULTS for a in ("--scenario", f)]
-    out = simulate_parallel(tmp_path_factory.mktemp("runs"), {
-        "old": ("8.0", "7h", *faults),
-        "new": ("9.1", "4h", "--scenario", "central-failure@2h+1h"),
-    })
-    yield out
-    for run in out.values():
-        drop(run.prefix)
 
 
 @pytest.fixture
