@@ -1,0 +1,59 @@
+"""The PromQL bes-report sends, and the series it reads (see docs/report.md for the formulas).
+
+Time windows are written in milliseconds so that any period fits; a window of length L evaluated at
+``t`` holds the samples in [t - L, t] (Prometheus 2.x ranges are closed), so state samples of the bin
+[a, b) are read at ``b - 1ms`` over ``L - 1ms``.
+"""
+
+from __future__ import annotations
+
+import json
+
+STATE_RECORD = "site:dirac_probe_state:bool"  # alerts/src/probes.yml: 1 for the site's ARGO state, label `state`
+STATES = ("up", "critical", "unknown", "missing", "downtime")
+BLACK_HOLE_RECORD = "site_host:dirac_host_black_hole:bool"  # 1 while a node is a black hole, where loaded
+BLACK_HOLE_ALERT = "DiracBlackHoleHost"  # else its condition (the `for:` aside), alerts/src/hosts.yml
+NOT_A_SITE = "ANY|Multiple|MultipleInput|invalid"  # DIRAC's placeholders: alerts/thresholds.yml not_a_site
+JOBS = "dirac_jobs_finished_total"
+FAILED = "dirac_jobs_failed_total"
+PILOTS = "dirac_pilots_finished_total"
+SITE_STATUS = "dirac_site_status"
+
+
+def ms(seconds: float) -> str:
+    """A PromQL duration in whole milliseconds."""
+    return f"{round(seconds * 1000)}ms"
+
+
+def selector(instance: str | None) -> str:
+    """Label matchers of the exporter's series: real sites, one DIRAC instance if given."""
+    parts = [f'site!~"{NOT_A_SITE}"']
+    if instance is not None:
+        parts.append(f"dirac_instance={json.dumps(instance)}")
+    return ",".join(parts)
+
+
+def states(window: float) -> str:
+    """Samples of each (site, state) in a window: one per rule evaluation spent in that state."""
+    return f"sum by (site, state) (sum_over_time({STATE_RECORD}[{ms(window - 0.001)}]))"
+
+
+def increase(metric: str, by: str, instance: str | None, window: float) -> str:
+    """How much ``metric`` grew in a window, summed by ``by`` (counter resets handled by increase())."""
+    return f"sum by ({by}) (increase({metric}{{{selector(instance)}}}[{ms(window)}]))"
+
+
+def present(metric: str, instance: str | None, window: float) -> str:
+    """One series per site that has ``metric`` in the window."""
+    return f"count by (site) (count_over_time({metric}{{{selector(instance)}}}[{ms(window)}]))"
+
+
+def black_hole_record(instance: str | None, window: float) -> str:
+    """Evaluations at which each node was a black hole, from the recording rule."""
+    return (f"sum by (dirac_instance, site, host) "
+            f"(count_over_time({BLACK_HOLE_RECORD}{{{selector(instance)}}}[{ms(window - 0.001)}]))")
+
+
+def black_hole_condition(expr: str, window: float, step: float) -> str:
+    """Steps at which the black-hole alert's condition held, from the alert's own expression."""
+    return f"sum by (dirac_instance, site, host) (count_over_time(({expr})[{ms(window - 0.001)}:{ms(step)}]))"
