@@ -93,20 +93,31 @@ class Report:
     generated: float = field(default_factory=time.time)
 
 
-def _rule_facts(prom: Prometheus) -> tuple[float | None, str | None, float | None, bool]:
-    """(evaluation interval of the state rule, black-hole alert expression, its group's interval, whether
-    the black-hole recording rule is loaded) from /api/v1/rules."""
-    interval = alert_expr = alert_interval = None
-    has_record = False
+@dataclass
+class RuleFacts:
+    """What /api/v1/rules says about the rules the report reads (None: not loaded)."""
+
+    state_interval: float | None = None
+    alert_expr: str | None = None
+    alert_for: float = 0.0
+    alert_interval: float | None = None
+    record_interval: float | None = None
+
+
+def _rule_facts(prom: Prometheus) -> RuleFacts:
+    facts = RuleFacts()
     for group in prom.rules():
+        interval = float(group.get("interval") or 0) or None
         for rule in group.get("rules", []):
-            if rule.get("name") == queries.STATE_RECORD and rule.get("type") == "recording":
-                interval = float(group.get("interval") or 0) or None
-            elif rule.get("name") == queries.BLACK_HOLE_RECORD and rule.get("type") == "recording":
-                has_record = True
-            elif rule.get("name") == queries.BLACK_HOLE_ALERT and rule.get("type") == "alerting":
-                alert_expr, alert_interval = rule.get("query"), float(group.get("interval") or 0) or None
-    return interval, alert_expr, alert_interval, has_record
+            name, kind = rule.get("name"), rule.get("type")
+            if name == queries.STATE_RECORD and kind == "recording":
+                facts.state_interval = interval
+            elif name == queries.BLACK_HOLE_RECORD and kind == "recording":
+                facts.record_interval = interval
+            elif name == queries.BLACK_HOLE_ALERT and kind == "alerting":
+                facts.alert_expr, facts.alert_interval = rule.get("query"), interval
+                facts.alert_for = float(rule.get("duration") or 0)
+    return facts
 
 
 def _state_bins(prom: Prometheus, p: Period) -> dict[str, list[dict[str, float]]]:
@@ -158,20 +169,21 @@ def _by_site(rows: list[dict], key: str) -> dict[str, dict[str, float]]:
 
 
 def _black_holes(prom: Prometheus, p: Period, instance: str | None, interval: float,
-                 facts: tuple) -> tuple[dict[str, list[tuple[str, float]]] | None, str]:
+                 facts: RuleFacts) -> tuple[dict[str, list[tuple[str, float]]] | None, str]:
     """Nodes that were black holes at some time of the period: {site: [(host, seconds)]}, and the source."""
-    _, alert_expr, alert_interval, has_record = facts
-    if has_record:
-        rows, step = prom.query(queries.black_hole_record(instance, p.seconds), p.end - 0.001), interval
-        source = f"recording rule {queries.BLACK_HOLE_RECORD}"
-    elif alert_expr:
-        step = alert_interval or interval
-        rows = prom.query(queries.black_hole_condition(alert_expr, p.seconds, step), p.end - 0.001)
-        source = f"the condition of alert {queries.BLACK_HOLE_ALERT} (its for: aside), every {step:g} s"
+    if facts.alert_expr:
+        step = facts.alert_interval or interval
+        expr = queries.black_hole(facts.alert_expr, facts.alert_for, step, p.seconds)
+        source = (f"when alert {queries.BLACK_HOLE_ALERT} fired (its condition held for its for: of "
+                  f"{facts.alert_for:g} s, evaluated every {step:g} s)")
+    elif facts.record_interval:
+        step = facts.record_interval
+        expr = queries.black_hole(queries.BLACK_HOLE_RECORD, 0, step, p.seconds)
+        source = f"when {queries.BLACK_HOLE_RECORD} was 1"
     else:
         return None, ""
     out: dict[str, list[tuple[str, float]]] = {}
-    for row in rows:
+    for row in prom.query(expr, p.end - 0.001):
         m = row["metric"]
         if instance is not None and m.get("dirac_instance") != instance:
             continue
@@ -187,7 +199,7 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
     facts = _rule_facts(prom)
     notes: list[str] = []
     states = _state_bins(prom, p)
-    interval = facts[0]
+    interval = facts.state_interval
     if interval is None:
         counts = [sum(b.values()) for bins in states.values() for b in bins]
         interval = p.base / max(counts) if counts and max(counts) > 0 else 60.0

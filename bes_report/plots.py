@@ -53,7 +53,7 @@ def availability_plot(site: SiteFigures, p: Period, target: float) -> bytes:
     per = p.plot_bin // p.base
     bins = argo.regroup(site.state_bins, per)
     edges = p.plot_edges()
-    fig, ax = plt.subplots(figsize=(6.4, 2.5))
+    fig, ax = plt.subplots(figsize=(6.4, 2.2))
     bottom = [0.0] * len(bins)
     for state, color in STATE_COLORS.items():
         share = [100 * b[state] / (edges[i + 1] - edges[i]) for i, b in enumerate(bins)]
@@ -75,7 +75,7 @@ def jobs_plot(site: SiteFigures, p: Period) -> bytes:
     """Jobs done and failed per plot bin (stacked)."""
     done = [d for d, _ in site.job_bins]
     failed = [f for _, f in site.job_bins]
-    fig, ax = plt.subplots(figsize=(6.4, 2.5))
+    fig, ax = plt.subplots(figsize=(6.4, 2.2))
     ax.bar(range(len(done)), done, color=DONE, width=0.85, label="done", linewidth=0)
     ax.bar(range(len(done)), failed, bottom=done, color=FAILED, width=0.85, label="failed", linewidth=0)
     ax.set_ylabel("jobs", fontsize=8)

@@ -8,11 +8,12 @@ Time windows are written in milliseconds so that any period fits; a window of le
 from __future__ import annotations
 
 import json
+import math
 
 STATE_RECORD = "site:dirac_probe_state:bool"  # alerts/src/probes.yml: 1 for the site's ARGO state, label `state`
 STATES = ("up", "critical", "unknown", "missing", "downtime")
-BLACK_HOLE_RECORD = "site_host:dirac_host_black_hole:bool"  # 1 while a node is a black hole, where loaded
-BLACK_HOLE_ALERT = "DiracBlackHoleHost"  # else its condition (the `for:` aside), alerts/src/hosts.yml
+BLACK_HOLE_ALERT = "DiracBlackHoleHost"  # alerts/src/hosts.yml: its condition held for its `for:`
+BLACK_HOLE_RECORD = "site_host:dirac_host_black_hole:bool"  # else this rule (where loaded), held once
 NOT_A_SITE = "ANY|Multiple|MultipleInput|invalid"  # DIRAC's placeholders: alerts/thresholds.yml not_a_site
 JOBS = "dirac_jobs_finished_total"
 FAILED = "dirac_jobs_failed_total"
@@ -48,12 +49,9 @@ def present(metric: str, instance: str | None, window: float) -> str:
     return f"count by (site) (count_over_time({metric}{{{selector(instance)}}}[{ms(window)}]))"
 
 
-def black_hole_record(instance: str | None, window: float) -> str:
-    """Evaluations at which each node was a black hole, from the recording rule."""
-    return (f"sum by (dirac_instance, site, host) "
-            f"(count_over_time({BLACK_HOLE_RECORD}{{{selector(instance)}}}[{ms(window - 0.001)}]))")
-
-
-def black_hole_condition(expr: str, window: float, step: float) -> str:
-    """Steps at which the black-hole alert's condition held, from the alert's own expression."""
-    return f"sum by (dirac_instance, site, host) (count_over_time(({expr})[{ms(window - 0.001)}:{ms(step)}]))"
+def black_hole(condition: str, hold: float, step: float, window: float) -> str:
+    """Time, in steps, each node was a black hole: the condition (the alert's expression, or the recording
+    rule) held at ``n`` evaluations in a row, as the alert needs to fire after its ``for:`` of ``hold`` s."""
+    n = (math.ceil(hold / step - 1e-9) if hold > 0 else 0) + 1
+    held = f"count_over_time(({condition})[{ms((n - 0.5) * step)}:{ms(step)}]) >= {n}"
+    return f"sum by (dirac_instance, site, host) (count_over_time(({held})[{ms(window - 0.001)}:{ms(step)}]))"

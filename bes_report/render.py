@@ -39,15 +39,16 @@ td.warn { background: #fff8c5; color: #7d4e00; font-weight: bold; }
 td.bad { background: #ffebe9; color: #a40e26; font-weight: bold; }
 td.na { color: #8c959f; }
 .legend, .notes { color: #57606a; font-size: 8pt; }
-.site { break-inside: avoid; page-break-inside: avoid; margin: 14px 0 10px; padding-top: 6px;
-        border-top: 1px solid #d0d7de; }
+.site { margin: 14px 0 10px; padding-top: 6px; border-top: 1px solid #d0d7de; }
+.site h3, .site .facts, .site h4 { break-after: avoid; page-break-after: avoid; }
+.plots, tr { break-inside: avoid; page-break-inside: avoid; }
 .facts { font-size: 8.5pt; margin: 2px 0 6px; }
-.plots { display: flex; gap: 10px; }
-figure { margin: 0; flex: 0 0 49%; min-width: 0; }
+figure { display: inline-block; width: 49%; margin: 0 0.5% 0 0; vertical-align: top; }
 figure img { width: 100%; height: auto; display: block; }
 figcaption { font-size: 7.5pt; color: #57606a; }
 img.overview { width: 62%; height: auto; display: block; margin: 6px 0; }
 table.worst { width: auto; min-width: 55%; }
+@media print { figure { width: 40%; margin-right: 4%; } .site { margin: 6px 0 4px; } }
 """
 
 
@@ -212,7 +213,8 @@ def page(report: Report) -> str:
         "MISSING) / T. Downtime = scheduled downtime. Failure ratio = Failed / (Done + Completed + Failed) "
         f"(yellow ≥ {100 * JOB_WARN:g} %, red ≥ {100 * JOB_BAD:g} %: DIRAC RSS's Degraded and Banned lines). Pilot "
         "failure ratio = (Failed + Aborted) / (Done + Failed + Aborted). Black-hole nodes: "
-        f"{report.black_hole_source or 'not measurable'}, with how long. Percentages rounded down to 0.1 %.")
+        + (f"nodes flagged {report.black_hole_source}, and for how long. " if report.black_hole_source
+           else "not measurable here. ") + "Percentages rounded down to 0.1 %.")
     notes = "".join(f"<p class=\"notes\">{html.escape(n)}</p>" for n in report.notes)
     title = f"Site availability and reliability — {p.label}"
     return (
