@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from . import argo, queries
 from .period import Period, fmt_time
-from .prom import Prometheus, ReportError
+from .prom import Prometheus, ReportError, TooManySamples
 
 TOP_REASONS = 3
+CHUNK = 86400  # queries that read every sample of the period go a day at a time when they must
 
 
 @dataclass(frozen=True)
@@ -168,26 +169,53 @@ def _by_site(rows: list[dict], key: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def _chunks(p: Period) -> list[tuple[int, int]]:
+    edges = [*range(p.start, p.end, CHUNK), p.end]
+    return list(zip(edges, edges[1:]))
+
+
+def _increase(prom: Prometheus, metric: str, by: str, instance: str | None, p: Period,
+              notes: list[str]) -> list[dict]:
+    """increase() over the whole period; summed a day at a time if Prometheus refuses to load that many
+    samples at once (then each day's increase is extrapolated to its edges, and said so)."""
+    try:
+        return prom.query(queries.increase(metric, by, instance, p.seconds), p.end)
+    except TooManySamples:
+        pass
+    sums: dict[tuple, float] = {}
+    for a, b in _chunks(p):
+        for row in prom.query(queries.increase(metric, by, instance, b - a), b):
+            key = tuple(sorted(row["metric"].items()))
+            sums[key] = sums.get(key, 0.0) + float(row["value"][1])
+    note = (f"{metric}: too many samples for one query (Prometheus's --query.max-samples); summed a day at a time, "
+            "so counts can be off by a few at day edges, more if Prometheus was down across one.")
+    if note not in notes:
+        notes.append(note)
+    return [{"metric": dict(k), "value": [p.end, str(v)]} for k, v in sums.items()]
+
+
 def _black_holes(prom: Prometheus, p: Period, instance: str | None, interval: float,
                  facts: RuleFacts) -> tuple[dict[str, list[tuple[str, float]]] | None, str]:
     """Nodes that were black holes at some time of the period: {site: [(host, seconds)]}, and the source."""
     if facts.alert_expr:
-        step = facts.alert_interval or interval
-        expr = queries.black_hole(facts.alert_expr, facts.alert_for, step, p.seconds)
+        step, cond, hold = facts.alert_interval or interval, facts.alert_expr, facts.alert_for
         source = (f"when alert {queries.BLACK_HOLE_ALERT} fired (its condition held for its for: of "
                   f"{facts.alert_for:g} s, evaluated every {step:g} s)")
     elif facts.record_interval:
-        step = facts.record_interval
-        expr = queries.black_hole(queries.BLACK_HOLE_RECORD, 0, step, p.seconds)
+        step, cond, hold = facts.record_interval, queries.BLACK_HOLE_RECORD, 0.0
         source = f"when {queries.BLACK_HOLE_RECORD} was 1"
     else:
         return None, ""
+    seconds: dict[tuple[str, str], float] = {}
+    for a, b in _chunks(p):  # a day at a time: a month of evaluations of every node is many samples
+        for row in prom.query(queries.black_hole(cond, hold, step, b - a), b - 0.001):
+            m = row["metric"]
+            if instance is None or m.get("dirac_instance") == instance:
+                key = (m.get("site", ""), m.get("host", "?"))
+                seconds[key] = seconds.get(key, 0.0) + float(row["value"][1]) * step
     out: dict[str, list[tuple[str, float]]] = {}
-    for row in prom.query(expr, p.end - 0.001):
-        m = row["metric"]
-        if instance is not None and m.get("dirac_instance") != instance:
-            continue
-        out.setdefault(m.get("site", ""), []).append((m.get("host", "?"), float(row["value"][1]) * step))
+    for (site, host), held in seconds.items():
+        out.setdefault(site, []).append((host, held))
     for hosts in out.values():
         hosts.sort(key=lambda h: (-h[1], h[0]))
     return out, source
@@ -209,12 +237,12 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
         for b in bins:
             for s in b:
                 b[s] *= interval
-    jobs = _by_site(prom.query(queries.increase(queries.JOBS, "site, status", instance, p.seconds), p.end), "status")
-    reasons = _by_site(prom.query(queries.increase(queries.FAILED, "site, reason", instance, p.seconds), p.end),
-                       "reason")
-    pilots = _by_site(prom.query(queries.increase(queries.PILOTS, "site, status", instance, p.seconds), p.end),
-                      "status")
-    masked = _by_site(prom.query(queries.present(queries.SITE_STATUS, instance, p.seconds), p.end), "")
+    jobs = _by_site(_increase(prom, queries.JOBS, "site, status", instance, p, notes), "status")
+    reasons = _by_site(_increase(prom, queries.FAILED, "site, reason", instance, p, notes), "reason")
+    pilots = _by_site(_increase(prom, queries.PILOTS, "site, status", instance, p, notes), "status")
+    mask = f"{queries.SITE_STATUS}{{{queries.selector(instance)}}}"  # the index only: no sample is read
+    masked = {m["site"] for m in prom.get("series", {"match[]": mask, "start": p.start, "end": p.end - 0.001})
+              if "site" in m}
     dirac_sites = set(jobs) | set(pilots) | set(masked) | set(reasons)
     if instance is not None:
         if not dirac_sites:
@@ -238,7 +266,7 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
     job_bins = _job_bins(prom, p, instance)
     n = len(p.base_edges()) - 1
     out = []
-    for site in sorted(known_sites):
+    for site in sorted(known_sites, key=lambda name: (name not in states, name)):  # probed sites first
         top = sorted(((r, c) for r, c in reasons.get(site, {}).items() if c >= 0.5), key=lambda rc: (-rc[1], rc[0]))
         out.append(SiteFigures(site=site, state_bins=states.get(site, [{} for _ in range(n)]),
                                job_bins=job_bins.get(site, [(0.0, 0.0)] * (len(p.plot_edges()) - 1)),

@@ -12,11 +12,17 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11 000 points per series
+# Steps per range query (Prometheus allows 11 000): a few hundred keep each answer small, as its
+# --query.max-samples counts every point of the answer.
+MAX_POINTS = 200
 
 
 class ReportError(Exception):
     """Bad input or an unusable Prometheus, as one line that names the option and the fix."""
+
+
+class TooManySamples(ReportError):
+    """Prometheus refused a query that would load more samples than its --query.max-samples."""
 
 
 @dataclass
@@ -95,6 +101,8 @@ class Prometheus:
         except (ValueError, OSError, AttributeError):
             detail = ""
         query = (params or {}).get("query", "")
+        if "too many samples" in detail:
+            return TooManySamples(f"--prometheus {self.url}: {detail}; raise its --query.max-samples")
         return ReportError(f"--prometheus {self.url}: HTTP {exc.code} {detail or exc.reason}"
                            + (f" for query {query[:160]}" if query else ""))
 

@@ -44,11 +44,6 @@ def increase(metric: str, by: str, instance: str | None, window: float) -> str:
     return f"sum by ({by}) (increase({metric}{{{selector(instance)}}}[{ms(window)}]))"
 
 
-def present(metric: str, instance: str | None, window: float) -> str:
-    """One series per site that has ``metric`` in the window."""
-    return f"count by (site) (count_over_time({metric}{{{selector(instance)}}}[{ms(window)}]))"
-
-
 def black_hole(condition: str, hold: float, step: float, window: float) -> str:
     """Time, in steps, each node was a black hole: the condition (the alert's expression, or the recording
     rule) held at ``n`` evaluations in a row, as the alert needs to fire after its ``for:`` of ``hold`` s."""

@@ -27,6 +27,8 @@ class MonthPrometheus:
     daemon: services.Daemon
     tls: TLSMaterial
     password_file: Path
+    config: Path
+    data_dir: Path  # its TSDB
 
     @property
     def url(self) -> str:
@@ -68,7 +70,7 @@ def month_prometheus(tmp_path_factory) -> MonthPrometheus:
         raise
     pw = work / "password"
     pw.write_text(PASSWORD + "\n")
-    yield MonthPrometheus(secure, tls, pw)
+    yield MonthPrometheus(secure, tls, pw, work / "prometheus" / "prometheus.yml", work / "prometheus" / "tsdb")
     secure.stop()
 
 

@@ -20,14 +20,18 @@ unknown = (UNKNOWN + MISSING) / seen.
 from __future__ import annotations
 
 import csv
+import shutil
 
+import backfill
 import month
 import pytest
 from conftest import run_report
 
+from bes_demo import services
 from bes_report import argo
 from bes_report.figures import collect
 from bes_report.period import Period, between
+from bes_report.prom import Prometheus
 
 ALPHA, BETA, GAMMA, DELTA = month.ALPHA, month.BETA, month.GAMMA, month.DELTA
 HOURS = {  # up, critical, unknown, missing, downtime, seen
@@ -151,3 +155,23 @@ def test_unknown_site_instance_and_empty_period_exit_2(month_prometheus):
                           *args)
         assert done.returncode == 2 and needle in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_too_many_samples_for_one_query(month_prometheus, tmp_path):
+    """A Prometheus that refuses to load a month of counter samples at once: the report sums days instead
+    (exact here but for the outage of the 25th at a day's edge) and says so."""
+    # 8500: less than a month of one series (8929 samples at 5 min), more than any other query reads.
+    shutil.copytree(month_prometheus.data_dir, tmp_path / "tsdb", ignore=shutil.ignore_patterns("lock"))
+    small = services.prometheus(month_prometheus.config, tmp_path,
+                                extra_args=[*backfill.PROM_ARGS, "--query.max-samples=8500"])
+    small.start(timeout=60)
+    try:
+        p = Period(month.START, month.END, month.MONTH)
+        report = collect(Prometheus(small.url), p, instance="bes")
+    finally:
+        small.stop()
+    assert any("summed a day at a time" in note for note in report.notes), report.notes
+    sites = {s.site: s for s in report.sites}
+    assert sites[BETA].jobs_failed == pytest.approx(720 * 2, rel=0.01)
+    assert sites[ALPHA].jobs_done == pytest.approx(719 * 13, rel=0.01)
+    assert [h for h, _ in sites[ALPHA].black_holes] == ["wn01.alpha.cn"]
