@@ -169,6 +169,13 @@ def _by_site(rows: list[dict], key: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def _series_sites(prom: Prometheus, metric: str, instance: str | None, p: Period) -> set[str]:
+    """Sites with a series of ``metric`` in the period, from the index alone (no sample is read)."""
+    match = f"{metric}{{{queries.selector(instance)}}}"
+    series = prom.get("series", {"match[]": match, "start": p.start, "end": p.end - 0.001})
+    return {m["site"] for m in series if "site" in m}
+
+
 def _chunks(p: Period) -> list[tuple[int, int]]:
     edges = [*range(p.start, p.end, CHUNK), p.end]
     return list(zip(edges, edges[1:]))
@@ -240,9 +247,8 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
     jobs = _by_site(_increase(prom, queries.JOBS, "site, status", instance, p, notes), "status")
     reasons = _by_site(_increase(prom, queries.FAILED, "site, reason", instance, p, notes), "reason")
     pilots = _by_site(_increase(prom, queries.PILOTS, "site, status", instance, p, notes), "status")
-    mask = f"{queries.SITE_STATUS}{{{queries.selector(instance)}}}"  # the index only: no sample is read
-    masked = {m["site"] for m in prom.get("series", {"match[]": mask, "start": p.start, "end": p.end - 0.001})
-              if "site" in m}
+    masked = _series_sites(prom, queries.SITE_STATUS, instance, p)
+
     dirac_sites = set(jobs) | set(pilots) | set(masked) | set(reasons)
     if instance is not None:
         if not dirac_sites:
@@ -263,6 +269,7 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
                           f"({fmt_time(p.start)} to {fmt_time(p.end)} UTC); pick a period with data, and check that "
                           "Prometheus loads alerts/rules and scrapes bes-exporter and the Pushgateway")
     holes, source = _black_holes(prom, p, instance, interval, facts)
+    per_host = _series_sites(prom, queries.HOST_JOBS, instance, p)  # DIRAC 9.1 exporters have none
     job_bins = _job_bins(prom, p, instance)
     n = len(p.base_edges()) - 1
     out = []
@@ -272,7 +279,7 @@ def collect(prom: Prometheus, p: Period, instance: str | None = None, sites: lis
                                job_bins=job_bins.get(site, [(0.0, 0.0)] * (len(p.plot_edges()) - 1)),
                                jobs=jobs.get(site, {}),
                                reasons=top[:TOP_REASONS], pilots=pilots.get(site, {}),
-                               black_holes=None if holes is None else holes.get(site, [])))
+                               black_holes=holes.get(site, []) if holes is not None and site in per_host else None))
     first = min((i for f in out for i, b in enumerate(f.state_bins) if b), default=None)
     if first:
         notes.append(f"No probe state before {fmt_time(p.base_edges()[first])} UTC: Prometheus holds nothing "

@@ -19,6 +19,7 @@ JOBS = "dirac_jobs_finished_total"
 FAILED = "dirac_jobs_failed_total"
 PILOTS = "dirac_pilots_finished_total"
 SITE_STATUS = "dirac_site_status"
+HOST_JOBS = "dirac_host_jobs_finished_total"  # per-node counters (DIRAC <= 9.0 schemas)
 
 
 def ms(seconds: float) -> str:
