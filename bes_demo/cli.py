@@ -387,6 +387,9 @@ def _print_urls(s: Settings, out: TextIO = sys.stdout) -> None:
     print(f"alertmanager: {am}  (API for amtool and scripts; Debian's Alertmanager has no web UI)", file=out)
     print(f"notified alerts: amtool alert query --alertmanager.url={am}", file=out)
     print(f"lead times: {BIN / 'bes-simulate'} --report --events {s.events} --alerts {s.alert_log}", file=out)
+    day = max(10, round(86400 / s.speed / 60))  # one simulated day, in real minutes (24 at 60x)
+    print(f"report of the last simulated day: {BIN / 'bes-report'} --prometheus {s.url('prometheus')} "
+          f"--last {day}m --out {s.dir / 'report'}", file=out)
     print(f"logs: {s.logs}  (stop with: make demo-down)", file=out)
 
 

@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# bes-report: WeasyPrint's Pango, HarfBuzz and a font (PDF); its tests render in Chromium, read the PDF with poppler.
 APT_PKGS=(mariadb-server mariadb-client prometheus prometheus-pushgateway prometheus-alertmanager
           python3-venv python3-dev build-essential pkg-config libmariadb-dev swig libssl-dev openssl
-          prometheus-sql-exporter)
+          prometheus-sql-exporter
+          libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core chromium poppler-utils)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,7 +31,7 @@ fi
 stamp=.venv/.installed-$(cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[test,report]"
   touch "$stamp"
 fi
 
