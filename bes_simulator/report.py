@@ -16,8 +16,9 @@ the alert's site or owner; a central failure explains everything; a fault that f
 
 * ``user-broken``: a site or one of its nodes blamed (``blame`` site/host) at a site where the owner's jobs
   failed or the one they were sent to, or a central failure (for one owner's workflow);
-* ``site-software``: a user of the group blamed (``blame`` user), one of the site's nodes blamed (``blame``
-  host: the group's fast failures look like a black hole), or a central failure;
+* ``site-software``: a user of the group blamed (``blame`` user), or a central failure (a node of the site
+  blamed is the same party, the site's admins: a node that ran mostly that group's jobs can look like a
+  black hole until the group's failures spread over the site);
 * ``black-hole-host``, ``heartbeat-loss``: the site itself blamed (black hole only), a user blamed, or a
   central failure;
 * ``pilot-abort``, ``no-matching``, ``cvmfs-broken``: a central failure;
@@ -160,8 +161,7 @@ def _wrong(sc: dict[str, Any], labels: dict[str, str]) -> bool:
         touched = set(sc.get("owner_failures", {}).get("sites", {})) | {sc.get("params", {}).get("site")}
         return who in ("site", "host") and labels.get("site") in touched
     if name == "site-software":
-        return ((who == "user" and labels.get("owner_group") == sc.get("params", {}).get("group"))
-                or (who == "host" and labels.get("site") == target.get("site")))
+        return who == "user" and labels.get("owner_group") == sc.get("params", {}).get("group")
     if name == "black-hole-host" and who == "site" and labels.get("site") == target.get("site"):
         return True
     return name in ("black-hole-host", "heartbeat-loss") and who == "user"
