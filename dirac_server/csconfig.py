@@ -125,9 +125,10 @@ def cs_data(layout: Layout, state: State, host_dn: str, version: str) -> CFG:
     # No DiracX here: the VO is one DIRAC serves itself (else proxies get a DiracX token from /DiracX/URL).
     _set(cfg, "DiracX", {"DisabledVOs": topo.VO})
     _set(cfg, "Operations/Defaults", {
-        "Pilot": {"CheckVersion": "False", "Version": version},
-        "ResourceStatus": {"Config": {"State": "Active"}},
-        "JobScheduling": {"CheckPlatform": "False"},
+        "Pilot": {"Version": version},  # the Matcher checks each JobAgent's DIRAC version against it
+        # No Accounting or Monitoring system runs here: DIRAC clients send no data-operation records
+        # (else every sandbox transfer logs a failed commit and a failed ReqManager failover).
+        "MonitoringBackends": {"Default": ""},
     })
     systems = _section(cfg, "Systems")
     _set(systems, "Databases", {"Host": state.db_host, "Port": str(state.db_port), "User": state.db_user,
