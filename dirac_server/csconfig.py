@@ -205,6 +205,9 @@ def worker_local(layout: Layout, state: State, site: topo.Site, pilot_reference:
         "Site": site.name, "GridCE": site.ce, "CEQueue": topo.QUEUE, "LocalCE": "InProcess",
         "CPUTimeLeft": str(10 ** 7), "CPUNormalizationFactor": "0", "PilotReference": pilot_reference,
         "InstancePath": str(layout.pilot_root(site.name)),
+        # No Accounting system here: the job wrapper sends no accounting record (else it tries the DataStore,
+        # then a failover request to the absent ReqManager, holding the JobAgent for seconds per job).
+        "DisableAccounting": "True",
     })
     return cfg
 

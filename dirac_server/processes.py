@@ -34,10 +34,11 @@ def listening(port: int) -> bool:
 
 
 def start(layout: Layout, name: str, argv: list[str], env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> int:
+          cwd: Path | None = None) -> subprocess.Popen:
     """Start ``python -m <argv>`` as the leader of a new process group, output to logs/<name>.log."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONUNBUFFERED"] = "1"  # logs written as they happen (and kept when a process dies)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     bindir = os.path.dirname(sys.executable)  # dirac-jobexec and the other DIRAC scripts
     full_env["PATH"] = os.pathsep.join([bindir, full_env.get("PATH", "/usr/bin:/bin")])
@@ -45,35 +46,37 @@ def start(layout: Layout, name: str, argv: list[str], env: dict[str, str] | None
         proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd or layout.base, env=full_env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    return proc.pid
+    return proc
 
 
 def ours(pid: int, layout: Layout) -> bool:
     """The process ``pid`` is alive and was started for this instance (its command line names it)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return str(layout.base).encode() in cmdline
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z" and str(layout.base).encode() in cmdline
 
 
 def stop(pids: list[int], layout: Layout, grace: float = 10.0) -> list[int]:
-    """SIGTERM each process group still ours, SIGKILL what is left after ``grace`` seconds; returns the
+    """SIGTERM the process groups of the instance's processes still running, and of every descendant (DIRAC
+    runs each job wrapper in a session of its own); SIGKILL what is left after ``grace`` seconds. Returns the
     pids that were running."""
     running = [p for p in pids if ours(p, layout)]
+    groups = set(running)
     for pid in running:
-        _signal_group(pid, signal.SIGTERM)
+        groups |= {_pgid(child) for child in descendants(pid)} - {0}
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_alive(p) for p in running):
+    while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
         time.sleep(0.2)
-    for pid in running:
-        if _group_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+    for pgid in groups:
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_group_alive(p) for p in running):
+    while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
         time.sleep(0.1)
     for pid in running:  # reap our own children (when ``up`` and ``down`` run in one process)
         try:
@@ -81,6 +84,35 @@ def stop(pids: list[int], layout: Layout, grace: float = 10.0) -> list[int]:
         except ChildProcessError:
             pass
     return running
+
+
+def _stat(pid: int | str) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state, ppid, pgid, ...); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return []
+
+
+def _pgid(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[2]) if fields else 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if fields and fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -93,12 +125,8 @@ def _signal_group(pgid: int, sig: int) -> None:
 def _group_alive(pgid: int) -> bool:
     """Some process of group ``pgid`` is alive (zombies do not count)."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
     return False

@@ -20,6 +20,7 @@ from .layout import Layout, State
 CS_TIMEOUT = 90
 SERVICES_TIMEOUT = 180
 BOOTSTRAP_TIMEOUT = 180
+STARTUP_GRACE = 3.0
 # The fresh directories of an instance (logs are kept across restarts).
 FRESH = ("root", "ca", "users", "client", "workers", "sandboxes")
 
@@ -42,22 +43,25 @@ def _log_tail(layout: Layout, name: str, lines: int = 8) -> str:
     return " | ".join(line.strip() for line in text[-lines:])
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float, layout: Layout, state: State, log: str) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float, layout: Layout, started: dict, log: str) -> None:
+    """Until ``check()``; fails at once if one of the ``started`` processes ({role: Popen}) exited."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        dead = [role for role, pid in state.processes.items() if not processes.ours(pid, layout)]
+    while True:
+        dead = [role for role, proc in started.items() if proc.poll() is not None]
         if dead:
             raise ServerError(f"{', '.join(dead)} exited while waiting for {what}; "
                               f"{layout.logs / (dead[0] + '.log')}: {_log_tail(layout, dead[0])}")
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise ServerError(f"{what} not ready within {timeout:.0f} s; see {layout.logs / (log + '.log')}: "
+                              f"{_log_tail(layout, log)}")
         time.sleep(0.3)
-    raise ServerError(f"{what} not ready within {timeout:.0f} s; see {layout.logs / (log + '.log')}: "
-                      f"{_log_tail(layout, log)}")
 
 
-def _start(layout: Layout, state: State, role: str, argv: list[str]) -> None:
-    state.processes[role] = processes.start(layout, role, argv)
+def _start(layout: Layout, state: State, started: dict, role: str, argv: list[str]) -> None:
+    started[role] = processes.start(layout, role, argv)
+    state.processes[role] = started[role].pid
     layout.write_state(state)
 
 
@@ -112,19 +116,23 @@ def up(base: Path, say: Callable[[str], None] = print) -> State:
     except (OSError, subprocess.CalledProcessError, pymysql.MySQLError) as exc:
         down(base, say=lambda _msg: None)
         raise ServerError(f"preparing {base}: {exc}") from None
+    procs: dict = {}
     try:
-        _start(layout, state, "configuration", ["dirac_server.run", "service", str(base), csconfig.CS_SERVICE])
+        _start(layout, state, procs, "configuration",
+               ["dirac_server.run", "service", str(base), csconfig.CS_SERVICE])
         _wait("the Configuration Server", lambda: processes.listening(state.ports[csconfig.CS_SERVICE]),
-              CS_TIMEOUT, layout, state, "configuration")
+              CS_TIMEOUT, layout, procs, "configuration")
         say(f"dirac-server: Configuration Server up ({time.monotonic() - started:.0f} s)")
-        _start(layout, state, "services", ["dirac_server.run", "service", str(base), *csconfig.SERVICES])
+        _start(layout, state, procs, "services", ["dirac_server.run", "service", str(base), *csconfig.SERVICES])
         _wait("the services", lambda: all(processes.listening(state.ports[s]) for s in csconfig.SERVICES),
-              SERVICES_TIMEOUT, layout, state, "services")
+              SERVICES_TIMEOUT, layout, procs, "services")
         say(f"dirac-server: {len(csconfig.SERVICES)} services up ({time.monotonic() - started:.0f} s)")
         _bootstrap(layout)
-        _start(layout, state, "optimizers", ["dirac_server.run", "executor", str(base),
-                                             "WorkloadManagement/Optimizers"])
-        _start(layout, state, "pilots", ["dirac_server.pilots", str(base)])
+        _start(layout, state, procs, "optimizers", ["dirac_server.run", "executor", str(base),
+                                                    "WorkloadManagement/Optimizers"])
+        _start(layout, state, procs, "pilots", ["dirac_server.pilots", str(base)])
+        time.sleep(STARTUP_GRACE)  # a component that cannot start exits within this
+        _wait("the optimizers and the pilots", lambda: True, 0, layout, procs, "pilots")
         state.ready = True
         layout.write_state(state)
     except ServerError:
