@@ -30,6 +30,7 @@ WAITING = frozenset({"Submitting", "Received", "Checking", "Scouting", "Staging"
                      "Rescheduled"})
 RUNNING = frozenset({"Running", "Stalled", "Completing"})
 UNKNOWN = "Unknown"
+KILL_COMMAND_SPACING = 1.1  # seconds: DIRAC keys a job's commands by their reception time, to the second
 
 
 class BackendError(Exception):
@@ -142,10 +143,17 @@ class DiracBackend:
         return out
 
     def kill(self, job_id: str) -> None:
-        """One ``deleteJob``: DIRAC's JobManager kills the job (Kill command, ``Killed``) and then deletes it.
-        A ``killJob`` first would make the delete fail whenever both fall in the same second (the second Kill
-        command is a duplicate JobCommands key: "Some jobs failed deletion", seen on a real server)."""
-        self._call(f"killing and deleting probe job {job_id}", "deleteJob", int(job_id))
+        """Kill and delete with DIRAC's ``deleteJob``: the JobManager kills the job (Kill command, ``Killed``)
+        and deletes it if its status before allowed that (Received, Checking, Waiting...). A Running, Matched or
+        Stalled job is only killed: a second ``deleteJob``, in a later second, deletes it. (``killJob`` then
+        ``deleteJob`` within one second fails: both insert a Kill JobCommand with the same ReceptionTime, a
+        duplicate key, "Some jobs failed deletion", as seen on a real DIRAC 9.1 server.)"""
+        jid, what = int(job_id), f"killing and deleting probe job {job_id}"
+        self._call(what, "deleteJob", jid)
+        states = self._call(f"status of probe job {job_id}", "getJobsStatus", [jid], monitoring=True) or {}
+        if (states.get(jid) or states.get(str(jid)) or {}).get("Status") == "Killed":
+            time.sleep(KILL_COMMAND_SPACING)
+            self._call(what, "deleteJob", jid)
 
     def read_output(self, job_id: str, name: str, limit: int) -> str:
         """Download the output sandbox archive (never unpacked: a worker node builds it) and read one member."""

@@ -2,6 +2,8 @@
 a process; the other agent tests initialise DIRAC offline in the pytest process).
 
     python dirac_client.py CFG echo SITE TEXT OUTDIR TIMEOUT   # a plain DIRAC job, to Done, its output
+                                                               # (TIMEOUT 0: submit only)
+    python dirac_client.py CFG delete JOB_ID                   # Dirac().deleteJob
     python dirac_client.py CFG backend FOREIGN_JOB_ID PYZ      # the agents' dirac back-end, job at a site
                                                                # without worker node, then its errors
 
@@ -28,6 +30,8 @@ def echo(site: str, text: str, outdir: str, timeout: float) -> dict:
     if not result["OK"]:
         return {"submit_error": result["Message"]}
     job_id = int(result["Value"])
+    if not timeout:
+        return {"job_id": job_id}
     statuses: list[str] = []
     deadline = time.monotonic() + timeout
     final = None
@@ -100,6 +104,14 @@ def main(argv: list[str]) -> int:
 
         DIRAC.initialize(extra_config_files=[argv[0]])
         result = echo(argv[2], argv[3], argv[4], float(argv[5]))
+    elif argv[1] == "delete":
+        import DIRAC
+
+        DIRAC.initialize(extra_config_files=[argv[0]])
+        from DIRAC.Interfaces.API.Dirac import Dirac
+
+        answer = Dirac().deleteJob(int(argv[2]))
+        result = {"ok": answer["OK"], "message": answer.get("Message")}
     elif argv[1] == "backend":
         result = backend(argv[2], argv[3])
     else:

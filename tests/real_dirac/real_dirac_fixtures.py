@@ -1,8 +1,9 @@
 """The real DIRAC server of a test session (``scripts/dirac-server.sh``), and helpers to use it.
 
-Not a conftest.py (several conftest modules in one run overwrite each other as ``conftest``): test
-modules import :func:`real_dirac_fixture` (registered as ``real_dirac``). One server per session:
-``up`` once (about 20 s), ``down`` at the end, which stops every process and drops its databases.
+Helpers are imported from here, not from conftest.py (several conftest modules in one run overwrite each
+other as ``conftest``); this folder's conftest.py registers :func:`real_dirac_fixture` as ``real_dirac``
+once for all its modules. One server per session: ``up`` once (about 20 s), ``down`` at the end, which
+stops every process and drops its databases.
 """
 
 from __future__ import annotations

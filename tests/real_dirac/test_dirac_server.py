@@ -7,13 +7,12 @@ import json
 import subprocess
 import time
 
-from real_dirac_fixtures import (  # noqa: F401 - fixtures
+from real_dirac_fixtures import (
     SCRIPT,
     USER,
     USER_GROUP,
     WORKER_CE,
     WORKER_SITE,
-    real_dirac_fixture,
 )
 
 
