@@ -4,6 +4,7 @@ a process; the other agent tests initialise DIRAC offline in the pytest process)
     python dirac_client.py CFG echo SITE TEXT OUTDIR TIMEOUT   # a plain DIRAC job, to Done, its output
                                                                # (TIMEOUT 0: submit only)
     python dirac_client.py CFG delete JOB_ID                   # Dirac().deleteJob
+    python dirac_client.py CFG workload WORKER_SITE IDLE_SITE TIMEOUT SEED  # a small mixed workload
     python dirac_client.py CFG backend FOREIGN_JOB_ID PYZ      # the agents' dirac back-end, job at a site
                                                                # without worker node, then its errors
 
@@ -59,6 +60,46 @@ def echo(site: str, text: str, outdir: str, timeout: float) -> dict:
     return out
 
 
+def workload(worker: str, idle: str, timeout: float, seed: int) -> dict:
+    """Jobs that succeed and fail at the worker site and jobs deleted while waiting at the idle site, all
+    through DIRAC's services, in a seeded random order; returns {job ID: kind} once all are final."""
+    import random
+
+    from DIRAC.Interfaces.API.Dirac import Dirac
+    from DIRAC.Interfaces.API.Job import Job
+
+    rng = random.Random(seed)
+    kinds = ["done", "failed", "done", "deleted", "deleted", "deleted"]
+    rng.shuffle(kinds)
+    jobs: dict[int, str] = {}
+    for kind in kinds:
+        job = Job()
+        job.setName(f"fidelity-{kind}")
+        if kind == "failed":
+            job.setExecutable("/bin/false")
+        else:
+            job.setExecutable("/bin/echo", arguments=kind)
+        job.setDestination(idle if kind == "deleted" else worker)
+        result = Dirac().submitJob(job)
+        if not result["OK"]:
+            return {"submit_error": result["Message"]}
+        jobs[int(result["Value"])] = kind
+        time.sleep(rng.uniform(0.0, 1.0))
+    deadline = time.monotonic() + timeout
+    pending = dict(jobs)
+    while pending and time.monotonic() < deadline:
+        answer = Dirac().getJobStatus(list(pending))
+        states = answer["Value"] if answer["OK"] else {}
+        for jid, kind in list(pending.items()):
+            status = (states.get(jid) or {}).get("Status")
+            if kind == "deleted" and status == "Waiting" and rng.random() < 0.5:
+                Dirac().deleteJob(jid)
+            elif status in ("Done", "Failed", "Killed", "Deleted"):
+                del pending[jid]
+        time.sleep(rng.uniform(0.2, 1.0))
+    return {"jobs": {str(k): v for k, v in jobs.items()}, "unfinished": sorted(pending)}
+
+
 def backend(foreign_job: str, pyz: str) -> dict:
     """The agents' DiracBackend on the real WMS: a probe job at a site without worker node stays waiting,
     has no output sandbox, is killed and deleted; a job ID nobody has is Unknown; another user's job cannot
@@ -104,6 +145,11 @@ def main(argv: list[str]) -> int:
 
         DIRAC.initialize(extra_config_files=[argv[0]])
         result = echo(argv[2], argv[3], argv[4], float(argv[5]))
+    elif argv[1] == "workload":
+        import DIRAC
+
+        DIRAC.initialize(extra_config_files=[argv[0]])
+        result = workload(argv[2], argv[3], float(argv[4]), int(argv[5]))
     elif argv[1] == "delete":
         import DIRAC
 
