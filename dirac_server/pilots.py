@@ -24,6 +24,8 @@ from . import topology as topo
 from .layout import REPO, Layout
 
 RESTART_DELAY = 1.0
+FAILED_RESTART_DELAY = 15.0  # after a pilot that failed within SHORT_LIFE seconds (server down?): no busy loop
+SHORT_LIFE = 20.0
 MAX_AGENT_SECONDS = 1800  # a pilot's wall-clock limit: a stuck JobAgent is ended
 
 
@@ -36,6 +38,7 @@ class PilotFactory:
         if self.state is None:
             raise SystemExit(f"dirac-server pilots: no state in {layout.base}")
         self.running: dict[str, tuple[subprocess.Popen, str, float]] = {}
+        self.next_start: dict[str, float] = {}  # site -> monotonic time its next pilot may start
         self.counter = 0
         self.stopping = False
 
@@ -80,12 +83,16 @@ class PilotFactory:
             status = "Done" if proc.returncode == 0 else "Failed"
             self._report(f"pilot status {status}", self._manager().setPilotStatus(ref, status))
             del self.running[site]
+            lived = time.monotonic() - started
+            delay = FAILED_RESTART_DELAY if status == "Failed" and lived < SHORT_LIFE else RESTART_DELAY
+            self.next_start[site] = time.monotonic() + delay
 
     def loop(self) -> None:
         while not self.stopping:
             self.reap()
             for site in topo.worker_sites():
-                if site.name not in self.running and not self.stopping:
+                due = self.next_start.get(site.name, 0.0) <= time.monotonic()
+                if site.name not in self.running and due and not self.stopping:
                     self.launch(site)
             time.sleep(RESTART_DELAY)
         for proc, _ref, _started in self.running.values():
