@@ -43,11 +43,11 @@ DATABASES = {
 }
 HOST_NAME = "localhost"
 HOST_PROPERTIES = ("TrustedHost", "CSAdministrator", "JobAdministrator", "FullDelegation", "ProxyManagement",
-                   "Operator", "SiteManager", "ServiceAdministrator", "Production")
+                   "Operator", "SiteManager", "ServiceAdministrator")
 # JobAgent: poll every second; after a few empty matches the pilot ends and a new one starts (pilots.py),
 # so a new job waits seconds, not the growing back-off of a long-lived JobAgent.
 JOB_AGENT = {"PollingTime": "1", "StopAfterFailedMatches": "3", "SubmissionDelay": "0", "FillingModeFlag": "true",
-             "StopOnApplicationFailure": "false", "CleanPilotEnv": "false"}
+             "StopOnApplicationFailure": "false"}
 CLOSED_PORT = 9  # "discard": nothing listens; OpenSearch is pointed here (see docs/dirac-server.md)
 
 

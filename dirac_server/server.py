@@ -21,7 +21,7 @@ CS_TIMEOUT = 90
 SERVICES_TIMEOUT = 180
 BOOTSTRAP_TIMEOUT = 180
 STARTUP_GRACE = 3.0
-# The fresh directories of an instance (logs are kept across restarts).
+# The fresh directories of an instance (the previous instance's logs are kept in logs.previous).
 FRESH = ("root", "ca", "users", "client", "workers", "sandboxes")
 
 
@@ -76,6 +76,10 @@ def _prepare(layout: Layout) -> State:
     layout.base.mkdir(parents=True, exist_ok=True)
     for name in FRESH:
         shutil.rmtree(layout.base / name, ignore_errors=True)
+    previous = layout.base / "logs.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    if layout.logs.exists():
+        layout.logs.rename(previous)
     tag = f"bes_ds_{uuid.uuid4().hex[:8]}"
     names = [csconfig.CS_SERVICE, *csconfig.SERVICES]
     state = State(tag=tag, ports=dict(zip(names, processes.free_ports(len(names)))),
