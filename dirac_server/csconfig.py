@@ -145,11 +145,6 @@ def cs_data(layout: Layout, state: State, host_dn: str, version: str) -> CFG:
         extra = {}
         if full == "WorkloadManagement/SandboxStore":
             extra = {"BasePath": str(layout.sandboxes), "LocalSE": topo.SANDBOX_SE}
-        elif full == "WorkloadManagement/OptimizationMind":
-            # DIRAC 9.1's JobState marks its DB access ready before opening it: OptimizeJobs messages served
-            # at once on a fresh Mind fail ("'NoneType' object has no attribute 'getJobAttributes'") and their
-            # jobs stay Received until the Mind's periodic load of waiting jobs (60 s by default).
-            extra = {"LoadJobPeriod": "5"}
         services = _section(systems, f"{system}/Services")
         services.createNewSection(name, contents=_service_section(system, name, state.ports[full], extra))
         _set(systems, f"{system}/URLs", {name: url(full, state.ports[full])})

@@ -131,9 +131,11 @@ def up(base: Path, say: Callable[[str], None] = print) -> State:
         _wait("the services", lambda: all(processes.listening(state.ports[s]) for s in csconfig.SERVICES),
               SERVICES_TIMEOUT, layout, procs, "services")
         say(f"dirac-server: {len(csconfig.SERVICES)} services up ({time.monotonic() - started:.0f} s)")
-        _bootstrap(layout)
+        _bootstrap(layout, "credentials")
         _start(layout, state, procs, "optimizers", ["dirac_server.run", "executor", str(base),
                                                     "WorkloadManagement/Optimizers"])
+        _bootstrap(layout, "first-job")
+        say(f"dirac-server: a first job went through the optimizers ({time.monotonic() - started:.0f} s)")
         _start(layout, state, procs, "pilots", ["dirac_server.pilots", str(base)])
         time.sleep(STARTUP_GRACE)  # a component that cannot start exits within this
         _wait("the optimizers and the pilots", lambda: True, 0, layout, procs, "pilots")
@@ -146,19 +148,20 @@ def up(base: Path, say: Callable[[str], None] = print) -> State:
     return state
 
 
-def _bootstrap(layout: Layout) -> None:
+def _bootstrap(layout: Layout, step: str) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                       env.get("PYTHONPATH")]))
     env.pop("X509_USER_PROXY", None)
+    log = f"bootstrap-{step}"
     try:
-        proc = subprocess.run([sys.executable, "-m", "dirac_server.bootstrap", str(layout.base)], env=env,
+        proc = subprocess.run([sys.executable, "-m", "dirac_server.bootstrap", step, str(layout.base)], env=env,
                               capture_output=True, text=True, timeout=BOOTSTRAP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise ServerError(f"proxies and site mask not set within {BOOTSTRAP_TIMEOUT} s") from None
-    (layout.logs / "bootstrap.log").write_text(proc.stdout + proc.stderr)
+        raise ServerError(f"bootstrap step {step} not done within {BOOTSTRAP_TIMEOUT} s") from None
+    (layout.logs / f"{log}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise ServerError(f"proxies and site mask: {_log_tail(layout, 'bootstrap', 3)}")
+        raise ServerError(f"bootstrap step {step}: {_log_tail(layout, log, 3)}")
 
 
 def down(base: Path, say: Callable[[str], None] = print) -> None:
