@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, metavar="N", help="push retries after the first attempt (default 3)")
     p.add_argument("--allowed-sites", metavar="FILE",
                    help="refuse to run for a site (or CE) not listed in FILE (one site [CEs...] a line)")
-    p.add_argument("--job-id", help="DIRAC job ID for dirac_probe_job_id (default: $DIRACJOBID)")
+    p.add_argument("--job-id", help="DIRAC job ID for dirac_probe_job_id (default: $DIRACJOBID, or $JOBID as DIRAC 9"
+                                    " job wrappers set it)")
     p.add_argument("--workdir", metavar="DIR", help="job work dir to check (default: current dir)")
     return p
 
@@ -121,7 +122,9 @@ def prepare(argv: List[str] | None):
     target = None
     if not args.dry_run:
         target = _push_target(push_cfg)
-    job_id = args.job_id if args.job_id is not None else os.environ.get("DIRACJOBID", "none")
+    # DIRAC <= 8 job wrappers set DIRACJOBID, DIRAC 9 ones only JOBID (seen on a real 9.1 server).
+    job_id = args.job_id if args.job_id is not None else (os.environ.get("DIRACJOBID")
+                                                          or os.environ.get("JOBID") or "none")
     # pushed as the value of dirac_probe_job_id: exact in a float64
     job_id = job_id if job_id.isdigit() and len(job_id) <= 16 and int(job_id) < 2 ** 53 else "none"
     return args, site, ce, float(timeout), selected, target, job_id

@@ -37,6 +37,7 @@ QUEUED = "Waiting"
 WAITING = HELD | {QUEUED, "Matched"}
 RUNNING = frozenset({"Running", "Stalled", "Completing"})
 UNKNOWN = "Unknown"
+KILL_COMMAND_SPACING = 1.1  # seconds: DIRAC keys a job's commands by their reception time, to the second
 
 
 class BackendError(Exception):
@@ -106,10 +107,12 @@ class DiracBackend:
 
     @staticmethod
     def _call(what: str, method: str, *args, **kw) -> Any:
-        from DIRAC.Interfaces.API.Dirac import Dirac
+        """``method`` of DIRAC's ``Dirac`` API (or, ``monitoring=True``, of the JobMonitoring client it uses)."""
+        from DIRAC.Interfaces.API.Dirac import Dirac, JobMonitoringClient
 
+        client = JobMonitoringClient() if kw.pop("monitoring", False) else Dirac()
         try:
-            result = getattr(Dirac(), method)(*args, **kw)
+            result = getattr(client, method)(*args, **kw)
         except Exception as exc:  # noqa: BLE001 - DIRAC clients can raise instead of returning S_ERROR
             raise BackendError(f"{what}: DIRAC raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
                                ) from None
@@ -130,7 +133,11 @@ class DiracBackend:
         if not job_ids:
             return {}
         ids = [int(j) for j in job_ids]
-        summary = self._call(f"job summary of {len(ids)} probe job(s)", "getJobSummary", ids) or {}
+        # Not Dirac.getJobSummary: in DIRAC 9.1 it looks the service's answer up by integer job ID while the
+        # keys arrive over DISET as strings, so every job reads "None" (seen on a real server). The
+        # JobMonitoring call it wraps answers every column, start and end times included.
+        summary = self._call(f"job summary of {len(ids)} probe job(s)", "getJobsSummary", ids, monitoring=True)
+        summary = summary or {}
         out = {}
         for jid in ids:
             info = summary.get(jid) or summary.get(str(jid)) or {}
@@ -138,13 +145,22 @@ class DiracBackend:
             out[str(jid)] = JobState(
                 job_id=str(jid), status=status if status and status != "None" else UNKNOWN,
                 site=info.get("Site") if info.get("Site") not in (None, "None") else None,
-                submitted=_epoch(info.get("SubmissionTime")),
+                submitted=_epoch(info.get("SubmissionTime")), started=_epoch(info.get("StartExecTime")),
                 ended=_epoch(info.get("EndExecTime")) or _epoch(info.get("LastUpdateTime")))
         return out
 
     def kill(self, job_id: str) -> None:
-        self._call(f"killing probe job {job_id}", "killJob", int(job_id))
-        self._call(f"deleting probe job {job_id}", "deleteJob", int(job_id))
+        """Kill and delete with DIRAC's ``deleteJob``: the JobManager kills the job (Kill command, ``Killed``)
+        and deletes it if its status before allowed that (Received, Checking, Waiting...). A Running, Matched or
+        Stalled job is only killed: a second ``deleteJob``, in a later second, deletes it. (``killJob`` then
+        ``deleteJob`` within one second fails: both insert a Kill JobCommand with the same ReceptionTime, a
+        duplicate key, "Some jobs failed deletion", as seen on a real DIRAC 9.1 server.)"""
+        jid, what = int(job_id), f"killing and deleting probe job {job_id}"
+        self._call(what, "deleteJob", jid)
+        states = self._call(f"status of probe job {job_id}", "getJobsStatus", [jid], monitoring=True) or {}
+        if (states.get(jid) or states.get(str(jid)) or {}).get("Status") == "Killed":
+            time.sleep(KILL_COMMAND_SPACING)
+            self._call(what, "deleteJob", jid)
 
     def read_output(self, job_id: str, name: str, limit: int) -> str:
         """Download the output sandbox archive (never unpacked: a worker node builds it) and read one member."""

@@ -1,11 +1,13 @@
-"""A FAKE DIRAC server for the agents' tests: no DIRAC server (services, proxies) can run here.
+"""A FAKE DIRAC server for the agents' tests, kept only for what the real one cannot be made to produce.
 
+The real DIRAC 9.1 server (scripts/dirac-server.sh, tests/real_dirac) covers the working paths. This fake
+remains for: an S_ERROR or exception from one chosen call (``fail``, ``explode``), DIRAC v6-v8's JobDB
+(what BES3 runs: the ``dirac`` fixture's 8.0 generation) and probe jobs hours old (reaper timeouts).
 It stands in only for the remote side of DIRAC's clients: the JobManager, JobMonitoring and
 SandboxStore services. Everything on the client side is DIRAC's real code: ``Dirac`` (the API the
 agent calls), the real ``WMSClient`` (JDL checks, input sandbox packing) and ``SandboxStoreClient``,
 built with this fake's RPC/transfer stand-ins. Jobs are written into a real MariaDB JobDB through
-the project's DiracWriter, the way DIRAC's services write them. Any call can be made to answer
-``S_ERROR`` (``fail``) or to raise (``explode``).
+the project's DiracWriter, the way DIRAC's services write them.
 """
 
 from __future__ import annotations

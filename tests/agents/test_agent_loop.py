@@ -1,7 +1,8 @@
 """The loop survives a DIRAC S_ERROR, a JobDB outage and a Pushgateway outage; failures are counted.
 
-DIRAC's side is the FAKE DIRAC server (no DIRAC server can run here); JobDB and the Pushgateway are
-real and really fail (the agent's connection is killed server-side, the daemon is stopped).
+DIRAC's side is the FAKE DIRAC server (it makes one chosen call fail, which a real server cannot be made
+to do on demand); JobDB and the Pushgateway are real and really fail (the agent's connection is killed
+server-side, the daemon is stopped).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def test_loop_survives_outages_fake_dirac_server(fake_dirac_server, dirac, pushg
             dirac.query(f"KILL {agent.jobdb.conn.thread_id()}")  # JobDB drops the agent's connection
         elif n == 4:
             stuck["id"] = probe_job(dirac, Target("BES.WHU.cn"), when=utcnow() - dt.timedelta(hours=3))
-            fake_dirac_server.fail("killJob", "fake server: JobManager unavailable")
+            fake_dirac_server.fail("deleteJob", "fake server: JobManager unavailable")
         elif n == 5:
-            fake_dirac_server.fail("killJob", None)
+            fake_dirac_server.fail("deleteJob", None)
 
     def cycle() -> CycleStats:
         before(len(seen) + 1)

@@ -1,7 +1,8 @@
 """Reaping and classification against a real MariaDB JobDB and a real Pushgateway.
 
-Kill/delete go through DIRAC's real ``Dirac`` API to the FAKE DIRAC server (none can run here),
-which writes the same JobDB; the pushed state set is read back from the Pushgateway.
+Kill/delete go through DIRAC's real ``Dirac`` API to the FAKE DIRAC server, which writes the same JobDB
+in both schema generations and with jobs hours old (what the real DIRAC 9.1 server of tests/real_dirac
+cannot); the pushed state set is read back from the Pushgateway.
 """
 
 from __future__ import annotations
