@@ -83,8 +83,9 @@ def last_job(real_dirac) -> int:
 
 
 def groups(pushgateway) -> dict[tuple[str, str, str], dict]:
+    """Per-target groups (the agents' own liveness groups, without site and ce, left out)."""
     return {(g["labels"]["job"], g["labels"]["site"], g["labels"]["ce"]): g
-            for g in read_pushgateway_metrics(pushgateway)}
+            for g in read_pushgateway_metrics(pushgateway) if "site" in g["labels"]}
 
 
 def status_on(group: dict) -> list[str]:
@@ -122,8 +123,8 @@ def test_agents_probe_two_sites_through_the_real_wms(real_dirac, pushgateway, pr
         assert pushed, real_dirac.log_tail(f"jobagent-{WORKER_SITE}")
         success = {m["labels"]["check"]: float(m["value"]) for m in pushed["dirac_probe_success"]["metrics"]}
         assert success["all"] == 1.0, success
-        info = pushed["dirac_probe_info"]["metrics"][0]["labels"]
-        assert info["dirac_job_id"] == str(jobs[WORKER_SITE]["id"])  # the job wrapper gave the probe its job ID
+        job_id = float(pushed["dirac_probe_job_id"]["metrics"][0]["value"])
+        assert job_id == jobs[WORKER_SITE]["id"]  # the job wrapper gave the probe its job ID
         assert wait_for(lambda: final(real_dirac, jobs[WORKER_SITE]["id"]), JOB_TIMEOUT) == "Done"
 
         # The other site has no worker node: its probe waits. The exporter sees it as a probe job only.
@@ -189,7 +190,7 @@ def test_probe_whose_push_fails_is_harvested_from_the_sandbox_store(real_dirac, 
     assert "harvested=1" in log and "failures: none" in log, log
     harvested = groups(pushgateway)[("bes_probe", WORKER_SITE, WORKER_CE)]
     assert float(harvested["dirac_probe_harvested"]["metrics"][0]["value"]) == 1
-    assert harvested["dirac_probe_info"]["metrics"][0]["labels"]["dirac_job_id"] == str(job["id"])
+    assert float(harvested["dirac_probe_job_id"]["metrics"][0]["value"]) == job["id"]
     success = {m["labels"]["check"]: float(m["value"]) for m in harvested["dirac_probe_success"]["metrics"]}
     assert success == {"all": 0.0, "tcp": 0.0, "environment": 1.0}, success
     agent = groups(pushgateway)[("bes_probe_agent", WORKER_SITE, WORKER_CE)]
