@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(mariadb-server mariadb-client prometheus prometheus-pushgateway prometheus-alertmanager
           python3-venv python3-dev build-essential pkg-config libmariadb-dev swig libssl-dev openssl
-          prometheus-sql-exporter)
+          prometheus-sql-exporter victoria-metrics)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
