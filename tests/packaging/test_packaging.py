@@ -188,7 +188,9 @@ def test_wheel_installs_console_scripts_and_ships_rules_dashboards_and_units(tmp
     assert expected <= data, expected - data
 
     prefix = tmp_path / "prefix"
-    done = run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix", prefix, wheel])
+    # --ignore-installed: never uninstall the project's own (editable) install from this venv
+    done = run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
+                "--prefix", prefix, wheel])
     assert done.returncode == 0, done.stderr
     site = sysconfig.get_path("purelib", vars={"base": str(prefix)})
     env = {**os.environ, "PYTHONPATH": site}
