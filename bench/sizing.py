@@ -10,7 +10,7 @@ rules) scraping the demo's exporter and Pushgateway every ``--interval`` and rem
 30 s, production's scrape interval, so values change per sample as they would in production. After
 ``--minutes`` it counts the series by family and by what they are about, forces VictoriaMetrics to merge its
 data, reads its rows and bytes on disk, prints the per-entity model and the figures for a BES3-size and an
-LHCb-size instance, and stops everything it started.
+LHCb-size instance, stops everything it started and drops its databases (``bes_sizing_*``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pymysql
 import yaml
 
 from bes_demo import services
 from bes_demo.rules import duration_seconds
-from bes_demo.topology import query, replica_config
+from bes_demo.topology import api, query, replica_config
 from bes_simulator.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,22 @@ def vm_metrics(url: str) -> dict[str, float]:
     return out
 
 
+def storage(url: str) -> tuple[float, float, float]:
+    """Rows and bytes of VictoriaMetrics' data, and bytes of its index, after merging everything it holds."""
+    urllib.request.urlopen(url + "/internal/force_merge", timeout=600).read()
+    time.sleep(15)  # the merge runs in the background
+    vmm = vm_metrics(url)
+    return (sum(v for k, v in vmm.items() if k.startswith("vm_rows|storage/")),
+            sum(v for k, v in vmm.items() if k.startswith("vm_data_size_bytes|storage/")),
+            sum(v for k, v in vmm.items() if k.startswith("vm_data_size_bytes|indexdb")))
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (MiB)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
 def inserted(url: str) -> float:
     return sum(v for k, v in vm_metrics(url).items() if k.startswith("vm_rows_inserted_total"))
 
@@ -102,10 +119,14 @@ def measure(args, work: Path) -> dict:
         prom = services.start_prometheus(work / "prometheus" / "prometheus.yml", work / "prometheus")
         start = time.time()
         rows0 = inserted(vm.url)
+        merged = []  # (minutes, samples per series, bytes per sample) after each forced merge
         while time.time() - start < args.minutes * 60:
-            time.sleep(min(60.0, start + args.minutes * 60 - time.time() + 0.1))
-            print(f"sizing: {(time.time() - start) / 60:.1f} min, series "
-                  f"{query(prom.url, 'prometheus_tsdb_head_series')[0]['value'][1]}", flush=True)
+            time.sleep(min(180.0, start + args.minutes * 60 - time.time() + 0.1))
+            head = api(prom.url + "/api/v1/status/tsdb")["data"]["headStats"]["numSeries"]
+            rows, data, _ = storage(vm.url)
+            merged.append(((time.time() - start) / 60, rows / head, data / rows))
+            print(f"sizing: {merged[-1][0]:.1f} min, {head} series, {merged[-1][1]:.0f} samples per series, "
+                  f"{merged[-1][2]:.2f} bytes per sample", flush=True)
         elapsed = time.time() - start
         rows1 = inserted(vm.url)
         series = [r["metric"] for r in query(vm.url, '{__name__=~".+"}')]
@@ -122,21 +143,29 @@ def measure(args, work: Path) -> dict:
         families: dict[str, int] = {}
         for labels in series:
             families[labels.get("__name__", "")] = families.get(labels.get("__name__", ""), 0) + 1
-        urllib.request.urlopen(vm.url + "/internal/force_merge", timeout=600).read()
-        time.sleep(20)  # the merge runs in the background
-        vmm = vm_metrics(vm.url)
-        rows = sum(v for k, v in vmm.items() if k.startswith("vm_rows|storage/"))
-        data = sum(v for k, v in vmm.items() if k.startswith("vm_data_size_bytes|storage/"))
-        index = sum(v for k, v in vmm.items() if k.startswith("vm_data_size_bytes|indexdb"))
+        rows, data, index = storage(vm.url)
         return {"minutes": elapsed / 60, "speed": args.speed, "scale": args.scale, "interval": interval,
                 "series": len(series), "by_entity": counts, "entities": entities, "families": families,
                 "samples_per_s": (rows1 - rows0) / elapsed, "vm_rows": rows, "vm_data_bytes": data,
-                "vm_index_bytes": index, "bytes_per_sample": data / rows if rows else None}
+                "vm_index_bytes": index, "bytes_per_sample": data / rows,
+                "index_bytes_per_series": index / len(series), "merges": merged,
+                "rss_mib": {"prometheus": rss_mib(prom.proc.pid), "victoria-metrics": rss_mib(vm.proc.pid)}}
     finally:
         if prom:
             prom.stop()
         vm.stop()
         subprocess.run([*demo, "down"], env=env, cwd=ROOT, timeout=300)
+        drop_databases("bes_sizing_")
+
+
+def drop_databases(prefix: str) -> None:
+    """Drop the demo databases this run created (root@127.0.0.1, as the demo's defaults)."""
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (prefix.replace("_", "\\_") + "%",))
+        for (name,) in cur.fetchall():
+            cur.execute(f"DROP DATABASE `{name}`")
+    conn.close()
 
 
 def model(m: dict) -> dict[str, dict]:
@@ -148,8 +177,11 @@ def model(m: dict) -> dict[str, dict]:
         ent = ent or entity_counts_bes3(1.0)
         series = fixed + sum(per.get(e, 0) * ent[e] for e in ENTITIES)
         sps = series / PRODUCTION_INTERVAL
+        data = sps * YEAR * m["bytes_per_sample"]
+        index = series * 365 * m["index_bytes_per_series"]  # VictoriaMetrics indexes each series once per day
         out[name] = {"entities": ent, "series": round(series), "samples_per_s": round(sps, 1),
-                     "disk_gib_per_year": round(sps * YEAR * m["bytes_per_sample"] / 2**30, 2)}
+                     "disk_gib_per_year": round((data + index) / 2**30, 1),
+                     "data_gib_per_year": round(data / 2**30, 1), "index_gib_per_year": round(index / 2**30, 1)}
     return {"series_per_entity": {**per, "instance": fixed}, "instances": out}
 
 

@@ -17,9 +17,10 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
-from dirac_instance import drop_instance, make_instance
+from dirac_instance import DiracInstance, drop_instance, make_instance
 from notify_sinks import WebhookSink, render_alertmanager_config, wait_until
 from stack_scenario import FAIL_SITE, OK_SITE, SITES, fast_rules, fill, panel_queries, write_scenario
 
@@ -34,9 +35,18 @@ PROM_ARGS = ["--rules.alert.resend-delay=1s"]
 VM_ARGS = ["-search.latencyOffset=1s", "-search.disableCache"]
 
 
+@dataclass
+class HA:
+    topo: Topology
+    inst: DiracInstance
+    hooks: WebhookSink  # every notification Alertmanager sent
+    replicas_started: float  # time.time()
+    filled: float  # time.monotonic() when the scenario was written
+
+
 @pytest.fixture(scope="module")
-def ha(tmp_path_factory, mariadb):
-    """The running topology with the e2e scenario written; yields (topology, DIRAC instance, webhook sink)."""
+def ha(tmp_path_factory, mariadb) -> HA:
+    """The running topology with the e2e scenario written."""
     tmp = tmp_path_factory.mktemp("topology")
     inst = make_instance("8.0")
     w = inst.writer
@@ -64,16 +74,16 @@ def ha(tmp_path_factory, mariadb):
             write_scenario(w, ago)
             scrape(topo.exporter.url)
             topo.start_replicas()
-            topo.replicas_started = time.time()
+            started = time.time()
             for p in topo.prometheus.values():
                 wait_until(lambda p=p: query(p.url, "dirac_up == 1"), 60, "the exporter's first scrape")
             time.sleep(2)  # a couple of samples before anything happens
             fill(w, ago, topo.pushgateway.url, tmp)
-            topo.filled = time.monotonic()
+            filled = time.monotonic()
             for p in (*topo.prometheus.values(), topo.vm):
                 wait_until(lambda p=p: query(p.url, "site:dirac_probe_availability:ratio1d"), 90,
                            f"availability on {p.name}")
-            yield topo, inst, hooks
+            yield HA(topo, inst, hooks, started, filled)
         finally:
             topo.stop()
             drop_instance(inst)
@@ -103,15 +113,15 @@ def without_increase(expr: str) -> str:
 def test_every_panel_query_same_on_victoriametrics_as_on_the_prometheus_pair(ha):
     """Same series on VictoriaMetrics as on each replica; each value equal to one replica's (VictoriaMetrics keeps
     one of the two copies), but for MetricsQL's increase() (no extrapolation, see below)."""
-    topo, _, _ = ha
+    topo = ha.topo
     a, b, vm = topo.prometheus["a"].url, topo.prometheus["b"].url, topo.vm.url
     # counters still for longer than the panels' 20 s rate window: rate() is the same in PromQL and MetricsQL
-    time.sleep(max(0.0, topo.filled + 25 - time.monotonic()))
+    time.sleep(max(0.0, ha.filled + 25 - time.monotonic()))
     at = time.time() - 2
     queries = panel_queries(lambda e: query(a, e, at))
     assert len(queries) > 40
     # PromQL extrapolates increase() by up to 1.5 intervals beyond its samples, MetricsQL does not
-    extrapolation = 2 * INTERVAL / (at - topo.replicas_started)
+    extrapolation = 2 * INTERVAL / (at - ha.replicas_started)
     wrong, differ = [], 0
     for where, expr in queries:
         pa, pb, pv = values(a, expr, at), values(b, expr, at), values(vm, expr, at)
@@ -157,7 +167,7 @@ def active_alerts(am_url: str, older_than: float) -> set[tuple[str, str]]:
     return out
 
 
-def assert_each_notified_once(topo: Topology, hooks: WebhookSink, am_url: str) -> Counter:
+def assert_each_notified_once(hooks: WebhookSink, am_url: str) -> Counter:
     seen = notified(hooks)
     twice = {k: n for k, n in seen.items() if n > 1}
     assert not twice, f"notified more than once: {twice}"
@@ -173,10 +183,10 @@ def alert_key(receiver: str, site: str, alertname: str = "DiracSiteJobFailureRat
 
 
 def test_clustered_alertmanagers_notify_each_alert_once(ha):
-    topo, _, hooks = ha
+    topo, hooks = ha.topo, ha.hooks
     wait_until(lambda: alert_key("shifter", FAIL_SITE) in notified(hooks), 60, "the failing site's page")
     time.sleep(5)  # the second Alertmanager waits its peer timeout (2 s), then must see the first one's log
-    seen = assert_each_notified_once(topo, hooks, topo.alertmanagers[1].url)
+    seen = assert_each_notified_once(hooks, topo.alertmanagers[1].url)
     assert len(seen) >= 5, seen
 
 
@@ -194,7 +204,7 @@ def max_gap(timestamps_ms: list[int]) -> float:
 
 
 def test_replica_down_leaves_no_gap_in_victoriametrics(ha):
-    topo, _, _ = ha
+    topo = ha.topo
     a = topo.prometheus["a"]
     begin = time.time()
     time.sleep(3)
@@ -226,7 +236,7 @@ def test_replica_down_leaves_no_gap_in_victoriametrics(ha):
 
 
 def test_alertmanager_down_every_alert_still_notified_once(ha):
-    topo, inst, hooks = ha
+    topo, inst, hooks = ha.topo, ha.inst, ha.hooks
     am1, am2 = topo.alertmanagers
     am1.stop()
     w = inst.writer
@@ -236,7 +246,7 @@ def test_alertmanager_down_every_alert_still_notified_once(ha):
     am1.restart(timeout=30)
     wait_until(lambda: len(api(am1.url + "/api/v2/alerts")) >= 5, 30, "alerts resent to the restarted one")
     time.sleep(6)  # group_wait, peer timeout and the gossip of the notification log
-    assert_each_notified_once(topo, hooks, am1.url)
+    assert_each_notified_once(hooks, am1.url)
 
 
 def db_truth(inst) -> tuple[dict, dict]:
@@ -253,7 +263,7 @@ def db_truth(inst) -> tuple[dict, dict]:
 def test_counters_exact_with_two_scrapers(ha):
     """Both replicas scraped the exporter throughout, during writes: each counter equals JobDB's count, on
     either replica and on VictoriaMetrics (the exporter serialises scrapes; none counts a change twice)."""
-    topo, inst, _ = ha
+    topo, inst = ha.topo, ha.inst
     time.sleep(3)  # the last writes are scraped
     jobs, pilots = db_truth(inst)
     assert sum(jobs.values()) > 80 and sum(pilots.values()) > 50
