@@ -8,7 +8,7 @@ directory, never on its default port or under /var/lib. ``start()`` waits, bound
         push_to_gateway(pgw.address, job="x", registry=reg)
 
 Binaries: ``/usr/bin/prometheus-pushgateway``, ``/usr/bin/prometheus``,
-``/usr/bin/prometheus-alertmanager`` (Debian packages of the same names).
+``/usr/bin/prometheus-alertmanager``, ``/usr/bin/victoria-metrics`` (Debian packages of the same names).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 PUSHGATEWAY_BIN = "/usr/bin/prometheus-pushgateway"
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
+VICTORIA_METRICS_BIN = "/usr/bin/victoria-metrics"
 HOST = "127.0.0.1"
 
 
@@ -53,7 +54,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 class Daemon:
     """One daemon process: ``start()`` it, use ``url``/``address``, ``stop()`` it (or use ``with``).
 
-    ``args`` must not contain the listen address: it is added as ``--web.listen-address``.
+    ``args`` must not contain the listen address: it is added as ``listen_flag`` (``--web.listen-address``).
     ``tls`` says the daemon serves HTTPS (readiness is then checked over TLS, certificate not
     verified); ``auth`` is a ``(user, password)`` pair sent with the readiness request and
     ``client_cert`` a ``(cert, key)`` pair presented when the daemon requires client certificates.
@@ -63,7 +64,8 @@ class Daemon:
     def __init__(self, name: str, binary: str, args: Sequence[str], data_dir: Path | str,
                  port: int | None = None, tls: bool = False,
                  auth: tuple[str, str] | None = None, ready_path: str = "/-/ready",
-                 client_cert: tuple[str, str] | None = None) -> None:
+                 client_cert: tuple[str, str] | None = None,
+                 listen_flag: str = "--web.listen-address") -> None:
         self.name = name
         self.binary = binary
         self.args = list(args)
@@ -74,6 +76,7 @@ class Daemon:
         self.auth = auth
         self.ready_path = ready_path
         self.client_cert = client_cert
+        self.listen_flag = listen_flag
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / f"{name}.log"
         self.pid_path = self.data_dir / f"{name}.pid"
@@ -98,7 +101,7 @@ class Daemon:
 
     def command(self) -> list[str]:
         """The full command line that ``start()`` runs."""
-        return [self.binary, f"--web.listen-address={self.address}", *self.args]
+        return [self.binary, f"{self.listen_flag}={self.address}", *self.args]
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> Daemon:
         """Start and wait until ready; retries on a new port if the chosen one was taken meanwhile."""
@@ -218,12 +221,29 @@ def prometheus(config_file: Path | str, data_dir: Path | str, extra_args: Iterab
 
 
 def alertmanager(config_file: Path | str, data_dir: Path | str, extra_args: Iterable[str] = (),
-                 port: int | None = None) -> Daemon:
-    """An Alertmanager (not started), clustering disabled, state in ``data_dir/am``."""
+                 port: int | None = None, cluster_port: int | None = None, peers: Iterable[str] = ()) -> Daemon:
+    """An Alertmanager (not started), state in ``data_dir/am``. Clustering is disabled unless
+    ``cluster_port`` is given: then it gossips on ``127.0.0.1:cluster_port`` (TCP and UDP) with ``peers``
+    (``host:port`` of the other members' cluster ports)."""
     data_dir = Path(data_dir)
-    args = [f"--config.file={config_file}", f"--storage.path={data_dir / 'am'}",
-            "--cluster.listen-address=", *extra_args]
-    return Daemon("alertmanager", ALERTMANAGER_BIN, args, data_dir, port=port)
+    args = [f"--config.file={config_file}", f"--storage.path={data_dir / 'am'}"]
+    if cluster_port:
+        args += [f"--cluster.listen-address={HOST}:{cluster_port}",
+                 f"--cluster.advertise-address={HOST}:{cluster_port}", *(f"--cluster.peer={p}" for p in peers)]
+    else:
+        args.append("--cluster.listen-address=")
+    return Daemon("alertmanager", ALERTMANAGER_BIN, [*args, *extra_args], data_dir, port=port)
+
+
+def victoria_metrics(data_dir: Path | str, dedup_interval: str = "1s", extra_args: Iterable[str] = (),
+                     port: int | None = None) -> Daemon:
+    """A single-node VictoriaMetrics (not started): Prometheus remote write at ``/api/v1/write``, PromQL
+    (MetricsQL) at ``/api/v1/query``, data in ``data_dir/vm``, one sample kept per series and
+    ``dedup_interval`` (set it to the scrape interval: an HA pair's two copies become one)."""
+    data_dir = Path(data_dir)
+    args = [f"-storageDataPath={data_dir / 'vm'}", f"-dedup.minScrapeInterval={dedup_interval}", *extra_args]
+    return Daemon("victoria-metrics", VICTORIA_METRICS_BIN, args, data_dir, port=port, ready_path="/health",
+                  listen_flag="-httpListenAddr")
 
 
 def start_pushgateway(data_dir: Path | str, timeout: float = 30.0, **kw) -> Daemon:

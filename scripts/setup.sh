@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # bes-report: WeasyPrint's Pango, HarfBuzz and a font (PDF); its tests render in Chromium, read the PDF with poppler.
 APT_PKGS=(mariadb-server mariadb-client prometheus prometheus-pushgateway prometheus-alertmanager
           python3-venv python3-dev build-essential pkg-config libmariadb-dev swig libssl-dev openssl
-          prometheus-sql-exporter
+          prometheus-sql-exporter victoria-metrics
           libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core chromium poppler-utils)
 missing=()
 for p in "${APT_PKGS[@]}"; do
