@@ -16,6 +16,7 @@ import pytest
 from dirac_instance import drop_instance, make_instance
 from stack_scenario import (
     BH_SITE,
+    BROKEN_OWNER,
     DIRAC_INSTANCE,
     FAIL_SITE,
     HB_SITE,
@@ -76,6 +77,22 @@ def test_failing_site_alert_reaches_alertmanager_and_healthy_site_stays_quiet(li
                    message="DiracHeartbeatLagRising")
     quiet = [a["labels"] for a in stack.alerts(active=False) if a["labels"].get("site") == OK_SITE]
     assert quiet == [], quiet
+
+
+def test_broken_workflow_is_the_users_and_pages_no_site(live):
+    """BROKEN_OWNER's jobs fail at the black-hole and heartbeat-cut sites and in the optimizers: one user alert
+    naming owner, group, sites and reasons; neither site gets a job-failure page for it."""
+    stack, _, _ = live
+    alert = stack.wait_for(lambda: am_alerts(stack, "DiracUserJobsFailing", owner=BROKEN_OWNER), 90,
+                           message="DiracUserJobsFailing at Alertmanager")[0]
+    assert alert["labels"]["blame"] == "user" and alert["labels"]["owner_group"] == "bes_user"
+    assert "site" not in alert["labels"]
+    text = alert["annotations"]["description"]
+    for part in (BH_SITE, HB_SITE, "application_error", "6 failed before running", " optimizer, "):
+        assert part in text, (part, text)
+    fired = stack.query('max_over_time(ALERTS{alertname=~"DiracSiteJobFailureRatio.*", alertstate="firing",'
+                        f' site=~"{BH_SITE}|{HB_SITE}"}}[10m])'.replace(".cn", "[.]cn"))
+    assert fired == [], [f["metric"] for f in fired]
 
 
 def test_every_dashboard_panel_query_returns_data(live):
