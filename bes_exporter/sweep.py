@@ -9,17 +9,16 @@ the previous collection), never more than ``max_rows``: a small table is read wh
 big one over many, at a cost per collection that does not grow with it until the period forces it.
 
 What a pass proves: a row that stays in one status from time t on is read by every pass that starts after
-t. The caller, which keeps its own model of the rows, learns from each page which of the IDs it believed
-in that status and range are no longer there (``Page.missing``, against a snapshot of its model taken
-when the pass started): they moved or were removed, and the caller reads them by primary key. So a
-change that no other read saw shows by the end of the first pass that starts after it: within two passes.
+t. The caller, which keeps its own model of the rows, learns from each page which of the IDs it holds in
+that status and ID range are no longer there (``Page.missing``): they moved or were removed, and the caller
+reads them by primary key. So a change that no other read saw shows by the end of the first pass that
+starts after it: within two passes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -28,8 +27,8 @@ from dirac_db.connection import Database
 
 @dataclass
 class Page:
-    """One page of a pass: the rows of ``status`` after the previous page, and the IDs the caller held
-    in that status and range (at the pass start) that are not among them."""
+    """One page of a pass: the rows of ``status`` after the previous page, and the IDs the caller holds in
+    that status and range that are not among them."""
 
     status: str
     rows: list[tuple]
@@ -50,7 +49,6 @@ class Sweep:
         self.started: dt.datetime | None = None  # when the current pass started (database clock)
         self.last_pass: dt.datetime | None = None  # when the last complete pass started
         self.previous: dt.datetime | None = None  # the previous collection
-        self._snapshot: dict[str, list[int]] = {}
 
     def budget(self, now: dt.datetime, followed: int) -> int:
         """Rows this collection reads: ``rows``, or the pace that ends a pass within ``period``."""
@@ -60,31 +58,28 @@ class Sweep:
             rows = max(rows, math.ceil(followed * dt_s / self.period))
         return min(rows, self.max_rows)
 
-    def pages(self, db: Database, now: dt.datetime, held: Callable[[], dict[str, list[int]]],
+    def pages(self, db: Database, now: dt.datetime, held: Callable[[str, int, int | None], list[int]],
               budget: float) -> Iterator[Page]:
         """This collection's pages, at most ``budget`` rows (``math.inf``: to the end of the pass).
-        ``held()`` gives the caller's IDs per status, sorted; it is called when a pass starts. The
-        position advances past a page only once the caller asks for the next one (or the iteration
-        ends): a page whose processing failed is read again."""
+        ``held(status, lo, hi)`` gives the caller's IDs in that status with lo < ID <= hi (hi None: no
+        bound). The position advances past a page only once the caller asks for the next one (or the
+        iteration ends): a page whose processing failed is read again."""
         self.previous = now
         if self.started is None:
             self.started, self.k, self.after = now, 0, 0
-            self._snapshot = held()
         left = budget
         while left > 0 and self.k < len(self.states):
             status = self.states[self.k]
             limit = int(min(self.page_rows, left))
             rows = db.query(self.sql, (status, self.after, limit))
             full = len(rows) == limit
-            held_ids = self._snapshot.get(status, [])
-            lo = bisect_right(held_ids, self.after)
-            hi = bisect_right(held_ids, rows[-1][0]) if full else len(held_ids)
             got = {row[0] for row in rows}
-            yield Page(status, rows, [i for i in held_ids[lo:hi] if i not in got])
+            yield Page(status, rows, [i for i in held(status, self.after, rows[-1][0] if full else None)
+                                      if i not in got])
             left -= len(rows)
             if full:
                 self.after = rows[-1][0]
             else:
                 self.k, self.after = self.k + 1, 0
         if self.k == len(self.states):
-            self.last_pass, self.started, self._snapshot = self.started, None, {}
+            self.last_pass, self.started = self.started, None

@@ -162,7 +162,10 @@ def _ran(records: list[tuple] | None, rc: int, start: dt.datetime | None) -> boo
 
 
 class _Life:
-    __slots__ = ("seen", "rc", "closed", "started", "stalled", "pending", "site", "cell", "age")
+    """A job's current life while the tracker works on it; kept as an object only while the job is not
+    active (an active job's is packed in ``ActiveJobs``)."""
+
+    __slots__ = ("seen", "rc", "closed", "started", "stalled", "pending", "site")
 
     def __init__(self, seen: dt.datetime, rc: int | None, closed: bool = False, started: bool = False):
         self.seen = seen
@@ -172,8 +175,6 @@ class _Life:
         self.stalled = False  # last seen Stalled: a kill is StalledJobAgent's step towards Failed
         self.pending: tuple | None = None  # (collection, Status, MinorStatus) of an unsettled final row
         self.site: str | None = None  # as last seen: a reschedule resets Site (to the JDL's, often ANY)
-        self.cell: int | None = None  # its cell in ActiveJobs while its row is active
-        self.age: int | None = None  # heartbeat age as last read, while it counts in ActiveJobs.ages
 
 
 class JobTracker:
@@ -189,7 +190,7 @@ class JobTracker:
         self.retention = dt.timedelta(seconds=max(jobs["finished_retention_seconds"], 2 * jobs["overlap_seconds"]))
         self.page_rows = jobs["page_rows"]
         self.max_rows = max(jobs["max_rows_per_scrape"], self.page_rows)
-        self.lives: dict[int, _Life] = {}
+        self.lives: dict[int, _Life] = {}  # jobs not active now (ended, gone) the tracker still needs
         self.active = ActiveJobs(self.probe_group, tuple(config.heartbeat["buckets"]))
         sweep_sql = SWEEP_SQL.format(jobdb=jobdb)
         hb = config.heartbeat
@@ -268,13 +269,29 @@ class JobTracker:
         return changes
 
     def _row(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
-        """Follow the job of a Jobs row (CHANGED_SQL / ROWS_SQL columns), and place it in ``active``."""
-        self._follow(row, now, changes)
-        self.active.place(self.lives[row[0]], row[2], row[1], row[4], row[13])
+        """Follow the job of a Jobs row (CHANGED_SQL / ROWS_SQL columns); keep its life in ``active`` while
+        the row is active, in ``lives`` otherwise."""
+        job_id, site, status, group, age = row[0], row[1], row[2], row[4], row[13]
+        life = self._follow(row, now, changes)
+        if status in ACTIVE_STATES:
+            self.lives.pop(job_id, None)
+            self.active.put(job_id, status, site, group, age, life.rc, life.started, life.closed)
+        else:
+            self.active.pop(job_id)
+            self.lives[job_id] = life
 
-    def _follow(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
-        job_id, site, status, minor, group, rc, lut, submitted, start, end = row[:10]
+    def _life(self, job_id: int, now: dt.datetime) -> _Life | None:
+        """The job's life as the tracker knows it (unpacked for an active job), or None."""
         life = self.lives.get(job_id)
+        if life is None and job_id in self.active:
+            status, site, rc, started, closed = self.active.get(job_id)
+            life = _Life(now, rc, closed, started)
+            life.stalled, life.site = status == "Stalled", site
+        return life
+
+    def _follow(self, row: tuple, now: dt.datetime, changes: Changes) -> _Life:
+        job_id, site, status, minor, group, rc, lut, submitted, start, end = row[:10]
+        life = self._life(job_id, now)
         self.max_id = max(self.max_id, job_id)
         probe = group == self.probe_group
         new = job_id > self._new_above or (submitted is not None and submitted >= self.born_after)
@@ -290,34 +307,34 @@ class JobTracker:
         if status in FINAL_STATES:
             if life is not None and life.rc == rc and life.closed:
                 life.seen = now
-                return
+                return life
             known = life is not None or new
             if life is None:
-                life = self.lives[job_id] = _Life(now, rc)
+                life = _Life(now, rc)
             self._started(life, site, submitted, start, probe, changes)
             life.seen, life.rc = now, rc
             if known:
                 self._final[job_id] = row
             else:
                 life.closed = True
-            return
+            return life
         if status not in ACTIVE_STATES:  # Deleted: gone for good; if it was active, DIRAC killed it first
             was_active = (life is not None and not life.closed) or (life is None and new)
             if was_active and (life is None or life.rc in (None, rc)):
                 self._killed[job_id] = row
             self._final.pop(job_id, None)
-            if life is not None:
-                life.seen, life.rc, life.closed, life.pending = now, rc, True, None
-            else:
-                self.lives[job_id] = _Life(now, rc, closed=True)
-            return
+            if life is None:
+                return _Life(now, rc, closed=True)
+            life.seen, life.rc, life.closed, life.pending = now, rc, True, None
+            return life
         self._final.pop(job_id, None)
         if life is None:
-            life = self.lives[job_id] = _Life(now, rc)
+            life = _Life(now, rc)
         elif life.rc != rc:  # rescheduled: a new life
             life.rc, life.closed = rc, False
         life.seen, life.pending, life.stalled, life.site = now, None, status == "Stalled", site_label(site)
         self._started(life, site, submitted, start, probe, changes)
+        return life
 
     def _settle(self, db: Database, now: dt.datetime, changes: Changes) -> None:
         """Count the lives seen final in this collection (and those still pending) as LoggingInfo says."""
@@ -421,46 +438,35 @@ class JobTracker:
             rows = db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk)
             for row in rows:
                 self._row(row, now, changes)
-            for job_id in set(chunk) - {row[0] for row in rows}:
-                if job_id in self.lives:
-                    self.active.place(self.lives[job_id], None)
+            for job_id in set(chunk) - {row[0] for row in rows}:  # removed: no longer active, forgotten later
+                gone = self.active.pop(job_id)
+                if gone is not None:
+                    self.lives[job_id] = _Life(now, gone[2], gone[4], gone[3])
 
     def _sweep(self, db: Database, now: dt.datetime, changes: Changes, baseline: bool = False) -> None:
-        """This collection's share of each sweep (all of it for the baseline): place every job read, create
-        lives for jobs not known yet, re-read by primary key those that left the status they were held in."""
+        """This collection's share of each sweep (all of it for the baseline): place every job read, re-read by
+        primary key those no longer in the status they were held in. A pass of the resync sweep also forgets
+        the lives no longer needed."""
+        if self.sweeps[-1].started is None:
+            self._forget(now)
+        self.active.merge()
         for sweep in self.sweeps:
             budget = math.inf if baseline else sweep.budget(now, self.active.followed(sweep.states))
-            for page in sweep.pages(db, now, lambda states=sweep.states: self._held(states, now), budget):
+            for page in sweep.pages(db, now, self.active.held, budget):
                 for job_id, site, group, age in page.rows:
-                    life = self.lives.get(job_id)
-                    if life is None:
-                        life = self.lives[job_id] = _Life(now, None, started=self.prev_start is None)
-                    life.seen = now
-                    self.active.place(life, page.status, site, group, age)
-                self._reread(db, [j for j in page.missing if self._held_in(j, page.status)], now, changes)
+                    if self.active.move(job_id, page.status, site, group, age):
+                        continue
+                    life = self.lives.pop(job_id, None)  # not known, or known ended: active again
+                    rc, started, closed = (None, self.prev_start is None, False) if life is None else \
+                        (life.rc, life.started, life.closed)
+                    self.active.put(job_id, page.status, site, group, age, rc, started, closed)
+                self._reread(db, [j for j in page.missing if self.active.status(j) == page.status], now, changes)
 
-    def _held_in(self, job_id: int, status: str) -> bool:
-        life = self.lives.get(job_id)
-        return life is not None and self.active.status(life) == status
-
-    def _held(self, states: tuple[str, ...], now: dt.datetime) -> dict[str, list[int]]:
-        """The active jobs in these statuses, by status, sorted (a sweep's snapshot when its pass starts).
-        Also forgets the lives no longer needed: not active, and closed for ``finished_retention_seconds``
-        (a heartbeat can still flip them back), or gone or unsettled for two resync periods."""
-        held: dict[str, list[int]] = {s: [] for s in states}
-        keys = self.active.cells.keys
+    def _forget(self, now: dt.datetime) -> None:
+        """Forget the lives no longer needed: not active, and closed for ``finished_retention_seconds`` (a
+        heartbeat can still flip them back), or gone or unsettled for two resync periods."""
         stale_active = now - 2 * self.resync_every - self.overlap
         stale_closed = now - self.retention
-        stale = []
-        for job_id, life in self.lives.items():
-            if life.cell is not None:
-                ids = held.get(keys[life.cell][0])
-                if ids is not None:
-                    ids.append(job_id)
-            elif life.seen < (stale_closed if life.closed else stale_active):
-                stale.append(job_id)
+        stale = [j for j, life in self.lives.items() if life.seen < (stale_closed if life.closed else stale_active)]
         for job_id in stale:
             del self.lives[job_id]
-        for ids in held.values():
-            ids.sort()
-        return held

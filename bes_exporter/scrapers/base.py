@@ -46,7 +46,7 @@ class Context:
 
 def not_ready(tracker: JobTracker) -> RuntimeError:
     """The error of a scraper whose data needs the tracker's first read of every active job."""
-    return RuntimeError(f"still reading the active jobs for the first time ({len(tracker.lives)} so far)")
+    return RuntimeError(f"still reading the active jobs for the first time ({len(tracker.active)} so far)")
 
 
 class Scraper:

@@ -28,7 +28,7 @@ import math
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..active import Cells
+from ..active import Cells, IdMap
 from ..busiest import epoch
 from ..labels import PILOT_ACTIVE_STATES, PILOT_FINAL_STATES, ce_label, site_label
 from ..sweep import Sweep
@@ -84,7 +84,7 @@ class Pilots(Scraper):
                            pilots["resync_seconds"], self.max_rows, self.page_rows)
         self.baseline = False
         self.cells = Cells()  # (site, CE, status as DIRAC wrote it)
-        self.active: dict[int, int] = {}  # followed pilot ID -> its cell
+        self.active = {status: IdMap() for status in SWEPT}  # followed pilot ID -> its cell, by status
         self.waiting: dict[Pair, list[int]] = {}  # heaps of the IDs of waiting pilots (stale ones popped lazily)
         self.submitted: dict[int, dt.datetime] = {}  # SubmissionTime of each (site, CE)'s oldest waiting pilot
         self.counted: dict[int, dt.datetime] = {}  # pilot ID -> when its final status was counted
@@ -140,7 +140,7 @@ class Pilots(Scraper):
         new, reached, complete = self._read_new(db, pilotdb)
         for pid, site, ce, status in new:
             self._observe(pid, site, ce, status, True, now)
-        self._sweep(db, pilotdb, now, self.sweep.budget(now, len(self.active)))
+        self._sweep(db, pilotdb, now, self.sweep.budget(now, sum(map(len, self.active.values()))))
         if complete:  # next time, re-read this collection's newcomers once more
             self.low, self.high = self.high, max(self.high, reached)
         else:  # a backlog: resume where this collection stopped
@@ -152,10 +152,12 @@ class Pilots(Scraper):
     def _sweep(self, db, pilotdb: str, now: dt.datetime, budget: float) -> None:
         """(a), and (c) for the pilots a page no longer finds where they were followed."""
         sql = LOOKUP_SQL.format(pilotdb=pilotdb, ids="{ids}")
+        for followed in self.active.values():
+            followed.merge()
         for page in self.sweep.pages(db, now, self._held, budget):
             for pid, site, ce in page.rows:
                 self._place(pid, site, ce, page.status)
-            gone = [pid for pid in page.missing if self._held_in(pid) == page.status]
+            gone = [pid for pid in page.missing if self._find(pid, page.status)]
             for i in range(0, len(gone), CHUNK):
                 chunk = gone[i:i + CHUNK]
                 looked = db.query(sql.format(ids=_in(chunk)), chunk)
@@ -164,17 +166,16 @@ class Pilots(Scraper):
                 for pid in set(chunk) - {row[0] for row in looked}:  # row removed: nothing to count
                     self._place(pid, None, None, None)
 
-    def _held(self) -> dict[str, list[int]]:
-        held: dict[str, list[int]] = {s: [] for s in SWEPT}
-        for pid, cell in self.active.items():
-            held[self.cells.keys[cell][2]].append(pid)
-        for ids in held.values():
-            ids.sort()
-        return held
+    def _held(self, status: str, lo: int, hi: int | None) -> list[int]:
+        return [pid for pid, _ in self.active[status].between(lo, hi)]
 
-    def _held_in(self, pid: int) -> str | None:
-        cell = self.active.get(pid)
-        return None if cell is None else self.cells.keys[cell][2]
+    def _find(self, pid: int, *states: str) -> tuple[str, int] | tuple[()]:
+        """(status, cell) of a followed pilot, looked for in ``states`` (default: all), or ()."""
+        for status in states or SWEPT:
+            cell = self.active[status].get(pid)
+            if cell is not None:
+                return status, cell
+        return ()
 
     def _read_new(self, db, pilotdb: str) -> tuple[list[tuple], int, bool]:
         """Pilots with PilotID > low, keyset-paged, at most jobs.max_rows_per_scrape rows."""
@@ -193,15 +194,17 @@ class Pilots(Scraper):
 
     def _place(self, pid: int, site: str | None, ce: str | None, status: str | None) -> None:
         """Follow the pilot in the cell of its row (``status`` None or final: no longer followed)."""
-        old = self.active.get(pid)
+        found = self._find(pid, status, *SWEPT) if status in SWEPT else self._find(pid)
+        old = found[1] if found else None
         new = None if status not in SWEPT else self.cells.id((site_label(site), ce_label(ce), status))
         if old == new:
             return
         self.cells.move(old, new)
+        if found and found[0] != status:
+            self.active[found[0]].pop(pid)
         if new is None:
-            del self.active[pid]
             return
-        self.active[pid] = new
+        self.active[status][pid] = new
         site_ce_status = self.cells.keys[new]
         if site_ce_status[2] in WAITING:
             heapq.heappush(self.waiting.setdefault(site_ce_status[:2], []), pid)
@@ -211,7 +214,7 @@ class Pilots(Scraper):
         if status not in PILOT_FINAL_STATES:
             self._place(pid, site, ce, status)
             return
-        followed = pid in self.active
+        followed = bool(self._find(pid))
         self._place(pid, None, None, None)
         if pid not in self.counted and (new or followed):
             self.counted[pid] = now
@@ -242,11 +245,8 @@ class Pilots(Scraper):
                 if known.get(pid) is not None}
 
     def _waits_at(self, pid: int, pair: Pair) -> bool:
-        cell = self.active.get(pid)
-        if cell is None:
-            return False
-        site, ce, status = self.cells.keys[cell]
-        return status in WAITING and (site, ce) == pair
+        found = self._find(pid, *WAITING)
+        return bool(found) and self.cells.keys[found[1]][:2] == pair
 
     def _count(self, pair: Pair, status: str) -> int:
         return self.cells.counts[self.cells.id((*pair, status))]
