@@ -7,14 +7,16 @@ DIRAC writes them*: one template job per status is taken there by DIRAC's own ac
 submission, JobPath/JobSanity, the Matcher, JobReport, the Watchdog's heartbeat, StalledJobAgent), and its
 ``JobJDLs`` and ``Jobs`` rows are copied with new JobIDs (``INSERT ... SELECT`` over MariaDB's SEQUENCE
 engine), statuses interleaved by JobID, the site varied among the scenario's sites, the last update an
-hour back (a steady state, not 100 k changes in the last minute) and the heartbeats of the Running/Completing
-copies spread 0, 1000 and 2000 s back (far from every bucket bound for the test's duration). After the exporter's first scrape DIRAC's own code writes again, on copies and on fresh jobs."""
+hour back (a steady state, not 100 k changes in the last minute) and the heartbeats of the
+Running/Completing copies spread 0, 1000 and 2000 s back (far from every bucket bound for the test's
+duration). After the exporter's first scrape DIRAC's own code writes again, on copies and on fresh jobs."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import statistics
+import time
 from collections import Counter
 
 from dirac_harness import PROBE_GROUP, SITES
@@ -59,6 +61,11 @@ def templates(h) -> dict[str, int]:
     out["Completing"], _ = running(h, site, ce)
     h.report(out["Completing"], "Completing", "Uploading Output Sandbox")
     out["Stalled"], _ = running(h, site, ce)
+    deadline = time.monotonic() + 10
+    time.sleep(1.1)  # StalledJobAgent's stalledTime here: no sign of life for a second
+    while not h.mark_stalled(out["Stalled"]):
+        assert time.monotonic() < deadline, "the template job never stalled"
+        time.sleep(0.3)
     return out
 
 
