@@ -5,8 +5,10 @@ index holds (Status, primary key), so a page is an ordered index range that cost
 never a sort nor the history. A *pass* reads each status in turn; the next pass starts with the next
 collection. Each collection reads ``rows`` rows of the pass, or more when the pass would otherwise take
 longer than ``period`` seconds (``ceil(n x dt / period)`` for ``n`` followed rows and ``dt`` seconds since
-the previous collection), never more than ``max_rows``: a small table is read whole every collection, a
-big one over many, at a cost per collection that does not grow with it until the period forces it.
+the previous collection), never more than ``max_rows``. A pass that ends within a collection is followed by
+the next one in the same collection, unless it began there (the whole table fits in ``rows``): a small table
+is read whole every collection, a big one over many, at the same cost per collection whatever its size
+until the period forces more.
 
 What a pass proves: a row that stays in one status from time t on is read by every pass that starts after
 t. The caller, which keeps its own model of the rows, learns from each page which of the IDs it holds in
@@ -65,10 +67,16 @@ class Sweep:
         bound). The position advances past a page only once the caller asks for the next one (or the
         iteration ends): a page whose processing failed is read again."""
         self.previous = now
-        if self.started is None:
+        fresh = self.started is None  # the pass starts in this collection
+        if fresh:
             self.started, self.k, self.after = now, 0, 0
         left = budget
-        while left > 0 and self.k < len(self.states):
+        while left > 0:
+            if self.k == len(self.states):  # a pass ended: the next one goes on, unless the table fits in one
+                self.last_pass, self.started = self.started, None
+                if fresh:
+                    return
+                self.started, self.k, self.after, fresh = now, 0, 0, True
             status = self.states[self.k]
             limit = int(min(self.page_rows, left))
             rows = db.query(self.sql, (status, self.after, limit))

@@ -210,6 +210,7 @@ class JobTracker:
         self._killed: dict[int, tuple] = {}  # rows of active lives seen Deleted (killed first), to settle
         self._pending: set[int] = set()  # JobIDs of lives whose final row is not settled yet
         self.collection = 0
+        self._forgot: dt.datetime | None = None  # the resync sweep's pass after which lives were last forgotten
         self.started_at: dt.datetime | None = None
         self._rows_sql = ROWS_SQL.replace("{jobdb}", jobdb)
         self._sql = CHANGED_SQL.format(jobdb=jobdb)
@@ -445,9 +446,10 @@ class JobTracker:
 
     def _sweep(self, db: Database, now: dt.datetime, changes: Changes, baseline: bool = False) -> None:
         """This collection's share of each sweep (all of it for the baseline): place every job read, re-read by
-        primary key those no longer in the status they were held in. A pass of the resync sweep also forgets
+        primary key those no longer in the status they were held in. Once per pass of the resync sweep, forget
         the lives no longer needed."""
-        if self.sweeps[-1].started is None:
+        if self.sweeps[-1].last_pass != self._forgot:
+            self._forgot = self.sweeps[-1].last_pass
             self._forget(now)
         self.active.merge()
         for sweep in self.sweeps:
