@@ -202,7 +202,10 @@ class ActiveJobs:
         found = self._find(job_id, status)
         if found is None:
             return False
-        _, rc, started, closed, _ = _unpack(found[1])
+        cell, rc, started, closed, old_age = _unpack(found[1])
+        if old_age is None and status not in HEARTBEAT_STATES \
+                and self.cells.keys[cell] == (status, site_label(site), group == self.probe_group):
+            return True  # unchanged: the usual case of a job not Running/Completing
         self._put(job_id, found, status, site, group, age, rc, started, closed)
         return True
 
