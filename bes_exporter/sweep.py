@@ -74,7 +74,7 @@ class Sweep:
         while left > 0:
             if self.k == len(self.states):  # a pass ended: the next one goes on, unless the table fits in one
                 self.last_pass, self.started = self.started, None
-                if fresh:
+                if fresh or budget == math.inf:
                     return
                 self.started, self.k, self.after, fresh = now, 0, 0, True
             status = self.states[self.k]

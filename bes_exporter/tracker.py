@@ -453,6 +453,8 @@ class JobTracker:
             self._forget(now)
         self.active.merge()
         for sweep in self.sweeps:
+            if baseline and sweep.last_pass is not None:  # this one's share of a baseline cut short is read
+                continue
             budget = math.inf if baseline else sweep.budget(now, self.active.followed(sweep.states))
             for page in sweep.pages(db, now, self.active.held, budget):
                 for job_id, site, group, age in page.rows:

@@ -88,6 +88,7 @@ class Pilots(Scraper):
         self.waiting: dict[Pair, list[int]] = {}  # heaps of the IDs of waiting pilots (stale ones popped lazily)
         self.submitted: dict[int, dt.datetime] = {}  # SubmissionTime of each (site, CE)'s oldest waiting pilot
         self.counted: dict[int, dt.datetime] = {}  # pilot ID -> when its final status was counted
+        self.first_high: int | None = None  # the highest PilotID when the baseline started
         self.low = 0  # (b) reads PilotID > low
         self.high = 0  # highest PilotID read so far
         self.finished: dict[tuple[str, str, str], int] = {}
@@ -131,10 +132,12 @@ class Pilots(Scraper):
         """Read (a) to (d), applying each read in turn (re-applying one is harmless); the oldest waiting
         ages per (site, CE)."""
         db, pilotdb, now = ctx.db, ctx.config.database["pilotdb"], ctx.now
-        if not self.baseline:
-            high = int(db.query(MAX_ID_SQL.format(pilotdb=pilotdb))[0][0])  # before (a): nothing slips by
-            self._sweep(db, pilotdb, now, math.inf)
-            self.low = self.high = high
+        if not self.baseline:  # every active pilot, once; a baseline cut short goes on where it stopped
+            if self.first_high is None:  # before (a): nothing slips by
+                self.first_high = int(db.query(MAX_ID_SQL.format(pilotdb=pilotdb))[0][0])
+            if self.sweep.last_pass is None:
+                self._sweep(db, pilotdb, now, math.inf)
+            self.low = self.high = self.first_high
             self.baseline = True
             return self._oldest(db, pilotdb, now)
         new, reached, complete = self._read_new(db, pilotdb)
