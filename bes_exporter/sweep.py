@@ -2,8 +2,8 @@
 
 What it reads: keyset pages ``WHERE Status = s AND <id> > last ORDER BY <id> LIMIT n``. The ``Status``
 index holds (Status, primary key), so a page is an ordered index range that costs the rows it returns,
-never a sort nor the history. A *pass* reads each status in turn; the next pass starts with the next
-collection. Each collection reads ``rows`` rows of the pass, or more when the pass would otherwise take
+never a sort nor the history. A *pass* reads each status in turn, then the next pass begins. Each
+collection reads ``rows`` rows of the pass, or more when the pass would otherwise take
 longer than ``period`` seconds (``ceil(n x dt / period)`` for ``n`` followed rows and ``dt`` seconds since
 the previous collection), never more than ``max_rows``. A pass that ends within a collection is followed by
 the next one in the same collection, unless it began there (the whole table fits in ``rows``): a small table
