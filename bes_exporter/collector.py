@@ -52,11 +52,7 @@ class DiracCollector:
         self.config = config
         self.db = Database(config.database, config.password)
         self.scrapers = [cls(config) for cls in scrapers]
-        jobs = config.jobs
-        self.shared = Shared(tracker=JobTracker(
-            config.database["jobdb"], config.probes["job_group"], jobs["overlap_seconds"],
-            jobs["resync_seconds"], jobs["finished_retention_seconds"], jobs["page_rows"],
-            jobs["max_rows_per_scrape"], config.database["logdb"]))
+        self.shared = Shared(tracker=JobTracker(config))
         self.lock = threading.Lock()
         self._failing: dict[str, str] = {}
         self.last_up = 0

@@ -45,7 +45,10 @@ SCHEMA: dict[str, Any] = {
     },
     "jobs": {
         "overlap_seconds": (int, 120),
-        "resync_seconds": (int, 300),
+        # the active jobs not Running/Completing are re-read at least every resync_seconds, at least
+        # resync_rows of them per scrape (bes_exporter/sweep.py)
+        "resync_seconds": (int, 1800),
+        "resync_rows": (int, 1000),
         "finished_retention_seconds": (int, 3600),
         "page_rows": (int, 5000),
         "max_rows_per_scrape": (int, 200000),
@@ -54,6 +57,15 @@ SCHEMA: dict[str, Any] = {
         # bucket bounds of dirac_running_jobs_heartbeat_age_seconds; must include the alerts'
         # heartbeat_lag_seconds and reach past StalledJobAgent's 4500 s and 11700 s
         "buckets": (list, [300, 900, 1800, 2700, 3600, 4500, 7200, 11700]),
+        # Running/Completing jobs (their heartbeat ages) re-read at least this often, this many per scrape
+        "period_seconds": (int, 1200),
+        "rows": (int, 1500),
+    },
+    "pilots": {
+        # active pilots re-read at least every resync_seconds, at least resync_rows of them per scrape: the
+        # only way to see a pilot change (PilotAgents has no index on LastUpdateTime)
+        "resync_seconds": (int, 1800),
+        "resync_rows": (int, 1500),
     },
     "hosts": {
         "window_seconds": (int, 86400),
@@ -113,6 +125,10 @@ def _apply(schema: dict, data: Any, path: str, where: str) -> dict:
     return out
 
 
+def _defaults(section: str) -> dict:
+    return {k: (list(spec[1]) if isinstance(spec[1], list) else spec[1]) for k, spec in SCHEMA[section].items()}
+
+
 @dataclass
 class Config:
     """Validated configuration (all sections with defaults filled in)."""
@@ -121,8 +137,9 @@ class Config:
     probes: dict
     jobs: dict
     hosts: dict
-    heartbeat: dict = field(default_factory=lambda: {"buckets": list(SCHEMA["heartbeat"]["buckets"][1])})
-    owners: dict = field(default_factory=lambda: {k: spec[1] for k, spec in SCHEMA["owners"].items()})
+    heartbeat: dict = field(default_factory=lambda: _defaults("heartbeat"))
+    owners: dict = field(default_factory=lambda: _defaults("owners"))
+    pilots: dict = field(default_factory=lambda: _defaults("pilots"))
     instance: str | None = None
     source: str = "<defaults>"
     password: str = field(default="", repr=False)
@@ -150,7 +167,8 @@ def _check_identifiers(cfg: dict, where: str) -> None:
             or buckets != sorted(set(buckets)):
         raise ConfigError(f"{where}: 'heartbeat.buckets' must be a list of increasing positive whole seconds,"
                           f" e.g. [300, 900, 1800, 4500, 11700]; got {str(buckets)[:60]}")
-    for key in ("hosts.max_per_site", "hosts.window_seconds", "owners.max_owners", "owners.window_seconds"):
+    for key in ("hosts.max_per_site", "hosts.window_seconds", "owners.max_owners", "owners.window_seconds",
+                "jobs.resync_rows", "heartbeat.rows", "pilots.resync_rows"):
         section, name = key.split(".")
         if cfg[section][name] < 1:
             raise ConfigError(f"{where}: '{key}' must be at least 1")
@@ -202,7 +220,7 @@ def parse(data: Any, where: str = "<config>") -> Config:
     if cfg["database"]["password"] is not None:
         cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)
     return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
-                  heartbeat=cfg["heartbeat"], owners=cfg["owners"],
+                  heartbeat=cfg["heartbeat"], owners=cfg["owners"], pilots=cfg["pilots"],
                   instance=cfg["instance"], source=where, password=password)
 
 

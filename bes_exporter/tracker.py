@@ -1,8 +1,12 @@
 """Incremental reader of JobDB.Jobs: which jobs started and which job lives ended since last time.
 
-Reads only rows whose LastUpdateTime is in a sliding window (index ``LastUpdateTime``), keyset-paged,
-and, every ``jobs.resync_seconds``, the IDs of active jobs (index ``Status``, covering). Never the
-history of finished jobs. The rules it implements, given how DIRAC writes (docs/how-it-reads-dirac.md):
+Reads only rows whose LastUpdateTime is in a sliding window (index ``LastUpdateTime``), keyset-paged;
+the LoggingInfo records of the lives that ended (by primary key); and a share of the active jobs per
+collection (``bes_exporter.sweep``, index ``Status``): Running/Completing at least every
+``heartbeat.period_seconds``, the other active statuses every ``jobs.resync_seconds``, at least
+``heartbeat.rows`` / ``jobs.resync_rows`` rows per collection. Never the history of finished jobs. Every
+row read also places its job in ``active`` (the ``dirac_jobs`` cells and heartbeat ages). The rules it
+implements, given how DIRAC writes (docs/how-it-reads-dirac.md):
 
 * LastUpdateTime comes from the Python clock and is not in commit order, so each window starts
   ``overlap`` seconds before the previous collection's database time and rows are de-duplicated.
@@ -14,7 +18,8 @@ history of finished jobs. The rules it implements, given how DIRAC writes (docs/
   submitted inside the window (a lower JobID committed late). A job that was already final before the
   exporter started is never counted.
 * Some writes change Status without moving LastUpdateTime (heartbeat, update=False attributes): the
-  periodic resync of active IDs catches those.
+  sweep of the active jobs catches those within two of its passes. The first collection reads the whole
+  active set (the baseline, continued over collections if it is cut).
 * DIRAC deletes an active job by killing it first (StatusUtils.kill_delete_jobs): an active life seen
   next as Deleted is counted Killed.
 * A life that ended and was rescheduled between two looks (RescheduleCounter jumped) is looked up in
@@ -38,16 +43,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 
 from dirac_db.connection import Database
 
-from .labels import ACTIVE_STATES, FINAL_STATES
+from .active import HEARTBEAT_STATES, ActiveJobs
+from .config import Config
+from .labels import ACTIVE_STATES, FINAL_STATES, site_label
+from .sweep import Sweep
 
-CHANGED_SQL = """
+# Seconds since the job's last sign of life (a heartbeat; before the first one, its start or last update),
+# on the database clock: read with every row, kept for Running/Completing jobs (dirac_running_jobs_heartbeat_*).
+AGE = "GREATEST(TIMESTAMPDIFF(SECOND, COALESCE(HeartBeatTime, StartExecTime, LastUpdateTime), UTC_TIMESTAMP()), 0)"
+
+CHANGED_SQL = f"""
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
-       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus
-FROM `{jobdb}`.Jobs
+       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus, {AGE}
+FROM `{{jobdb}}`.Jobs
 WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s)
 ORDER BY LastUpdateTime, JobID
 LIMIT %(limit)s
@@ -63,19 +76,22 @@ ORDER BY JobID, SeqNum
 """
 
 # The current rows of jobs whose final state is not settled yet, by primary key.
-ROWS_SQL = """
+ROWS_SQL = f"""
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
-       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus
-FROM `{jobdb}`.Jobs WHERE JobID IN ({ids})
+       SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus, {AGE}
+FROM `{{jobdb}}`.Jobs WHERE JobID IN ({{ids}})
 """
+
+# One page of the sweep over the active jobs of one status, along the Status index (Status, JobID).
+SWEEP_SQL = f"""
+SELECT JobID, Site, JobGroup, {AGE} FROM `{{jobdb}}`.Jobs FORCE INDEX (Status)
+WHERE Status = %s AND JobID > %s ORDER BY JobID LIMIT %s
+"""
+OTHER_ACTIVE = tuple(s for s in ACTIVE_STATES if s not in HEARTBEAT_STATES)
 RESCHEDULED_MINOR = "Job Rescheduled"
 RAN_STATES = ("Running", "Completing")  # a LoggingInfo record in one of these: the life ran
 
 log = logging.getLogger("bes_exporter")
-
-ACTIVE_IDS_SQL = """
-SELECT JobID FROM `{jobdb}`.Jobs WHERE Status IN ({states})
-"""
 
 
 @dataclass
@@ -146,6 +162,9 @@ def _ran(records: list[tuple] | None, rc: int, start: dt.datetime | None) -> boo
 
 
 class _Life:
+    """A job's current life while the tracker works on it; kept as an object only while the job is not
+    active (an active job's is packed in ``ActiveJobs``)."""
+
     __slots__ = ("seen", "rc", "closed", "started", "stalled", "pending", "site")
 
     def __init__(self, seen: dt.datetime, rc: int | None, closed: bool = False, started: bool = False):
@@ -161,35 +180,46 @@ class _Life:
 class JobTracker:
     """State that survives between collections; ``update`` is called with the collector lock held."""
 
-    def __init__(self, jobdb: str, probe_group: str, overlap: int, resync: int, retention: int,
-                 page_rows: int, max_rows: int, logdb: str = "JobLoggingDB"):
+    def __init__(self, config: Config):
+        jobs, db = config.jobs, config.database
+        jobdb = db["jobdb"]
         self.jobdb = jobdb
-        self.probe_group = probe_group
-        self.overlap = dt.timedelta(seconds=overlap)
-        self.resync_every = dt.timedelta(seconds=resync)
-        self.retention = dt.timedelta(seconds=max(retention, 2 * overlap))
-        self.page_rows = page_rows
-        self.max_rows = max(max_rows, page_rows)
-        self.lives: dict[int, _Life] = {}
+        self.probe_group = config.probes["job_group"]
+        self.overlap = dt.timedelta(seconds=jobs["overlap_seconds"])
+        self.resync_every = dt.timedelta(seconds=jobs["resync_seconds"])
+        self.retention = dt.timedelta(seconds=max(jobs["finished_retention_seconds"], 2 * jobs["overlap_seconds"]))
+        self.page_rows = jobs["page_rows"]
+        self.max_rows = max(jobs["max_rows_per_scrape"], self.page_rows)
+        self.lives: dict[int, _Life] = {}  # jobs not active now (ended, gone) the tracker still needs
+        self.active = ActiveJobs(self.probe_group, tuple(config.heartbeat["buckets"]))
+        sweep_sql = SWEEP_SQL.format(jobdb=jobdb)
+        hb = config.heartbeat
+        self.sweeps = (  # Running/Completing (the heartbeat ages), then the other active statuses
+            Sweep(sweep_sql, HEARTBEAT_STATES, hb["rows"], hb["period_seconds"], self.max_rows, self.page_rows),
+            Sweep(sweep_sql, OTHER_ACTIVE, jobs["resync_rows"], jobs["resync_seconds"], self.max_rows,
+                  self.page_rows))
         self.prev_start: dt.datetime | None = None  # DB time at the start of the last good collection
         self.cursor: tuple[dt.datetime, int] | None = None  # resume point inside a backlog
         self.born_after: dt.datetime | None = None
-        self.last_resync: dt.datetime | None = None
         self.max_id = 0  # highest JobID seen by the end of the previous collection
         self._new_above = 0  # max_id as it was when this collection started
-        self._logging_sql = LOGGING_SQL.replace("{logdb}", logdb)
+        self._logging_sql = LOGGING_SQL.replace("{logdb}", db["logdb"])
         self._unseen: list[tuple[tuple, range, str]] = []  # (row, lives ended between two looks, their site)
         self._logging_error: str | None = None
         self._final: dict[int, tuple] = {}  # rows seen final in this collection, to settle
         self._killed: dict[int, tuple] = {}  # rows of active lives seen Deleted (killed first), to settle
         self._pending: set[int] = set()  # JobIDs of lives whose final row is not settled yet
         self.collection = 0
+        self._forgot: dt.datetime | None = None  # the resync sweep's pass after which lives were last forgotten
         self.started_at: dt.datetime | None = None
         self._rows_sql = ROWS_SQL.replace("{jobdb}", jobdb)
         self._sql = CHANGED_SQL.format(jobdb=jobdb)
         self._max_id_sql = MAX_ID_SQL.format(jobdb=jobdb)
-        self._active_sql = ACTIVE_IDS_SQL.format(
-            jobdb=jobdb, states=", ".join(f"'{s}'" for s in ACTIVE_STATES))
+
+    @property
+    def ready(self) -> bool:
+        """The whole active set was read once (the first collection's baseline is complete)."""
+        return all(sweep.last_pass is not None for sweep in self.sweeps)
 
     def update(self, db: Database, now: dt.datetime) -> Changes:
         changes = Changes()
@@ -200,7 +230,7 @@ class JobTracker:
             self.started_at = now
             self.born_after = now + dt.timedelta(seconds=1)
             self.max_id = int(db.query(self._max_id_sql)[0][0] or 0)
-            self._resync(db, now)
+            self._sweep(db, now, changes, baseline=True)
             low = (now - self.overlap, 0)
         else:
             fresh = self.prev_start - self.overlap
@@ -231,17 +261,38 @@ class JobTracker:
         except Exception:
             self.cursor = key if key != low else self.cursor
             raise
+        if not first:
+            self._sweep(db, now, changes)
         self._settle(db, now, changes)
         if self._unseen:
             self._count_unseen(db, changes)
-        if not first and (self.last_resync is None or now - self.last_resync >= self.resync_every):
-            self._resync(db, now)
         self.prev_start = now
         return changes
 
     def _row(self, row: tuple, now: dt.datetime, changes: Changes) -> None:
-        job_id, site, status, minor, group, rc, lut, submitted, start, end = row[:10]
+        """Follow the job of a Jobs row (CHANGED_SQL / ROWS_SQL columns); keep its life in ``active`` while
+        the row is active, in ``lives`` otherwise."""
+        job_id, site, status, group, age = row[0], row[1], row[2], row[4], row[13]
+        life = self._follow(row, now, changes)
+        if status in ACTIVE_STATES:
+            self.lives.pop(job_id, None)
+            self.active.put(job_id, status, site, group, age, life.rc, life.started, life.closed)
+        else:
+            self.active.pop(job_id)
+            self.lives[job_id] = life
+
+    def _life(self, job_id: int, now: dt.datetime) -> _Life | None:
+        """The job's life as the tracker knows it (unpacked for an active job), or None."""
         life = self.lives.get(job_id)
+        if life is None and job_id in self.active:
+            status, site, rc, started, closed = self.active.get(job_id)
+            life = _Life(now, rc, closed, started)
+            life.stalled, life.site = status == "Stalled", site
+        return life
+
+    def _follow(self, row: tuple, now: dt.datetime, changes: Changes) -> _Life:
+        job_id, site, status, minor, group, rc, lut, submitted, start, end = row[:10]
+        life = self._life(job_id, now)
         self.max_id = max(self.max_id, job_id)
         probe = group == self.probe_group
         new = job_id > self._new_above or (submitted is not None and submitted >= self.born_after)
@@ -257,42 +308,39 @@ class JobTracker:
         if status in FINAL_STATES:
             if life is not None and life.rc == rc and life.closed:
                 life.seen = now
-                return
+                return life
             known = life is not None or new
             if life is None:
-                life = self.lives[job_id] = _Life(now, rc)
+                life = _Life(now, rc)
             self._started(life, site, submitted, start, probe, changes)
             life.seen, life.rc = now, rc
             if known:
                 self._final[job_id] = row
             else:
                 life.closed = True
-            return
+            return life
         if status not in ACTIVE_STATES:  # Deleted: gone for good; if it was active, DIRAC killed it first
             was_active = (life is not None and not life.closed) or (life is None and new)
             if was_active and (life is None or life.rc in (None, rc)):
                 self._killed[job_id] = row
             self._final.pop(job_id, None)
-            if life is not None:
-                life.seen, life.rc, life.closed, life.pending = now, rc, True, None
-            else:
-                self.lives[job_id] = _Life(now, rc, closed=True)
-            return
+            if life is None:
+                return _Life(now, rc, closed=True)
+            life.seen, life.rc, life.closed, life.pending = now, rc, True, None
+            return life
         self._final.pop(job_id, None)
         if life is None:
-            life = self.lives[job_id] = _Life(now, rc)
+            life = _Life(now, rc)
         elif life.rc != rc:  # rescheduled: a new life
             life.rc, life.closed = rc, False
-        life.seen, life.pending, life.stalled, life.site = now, None, status == "Stalled", site
+        life.seen, life.pending, life.stalled, life.site = now, None, status == "Stalled", site_label(site)
         self._started(life, site, submitted, start, probe, changes)
+        return life
 
     def _settle(self, db: Database, now: dt.datetime, changes: Changes) -> None:
         """Count the lives seen final in this collection (and those still pending) as LoggingInfo says."""
         waiting = [j for j in self._pending if j not in self._final and j in self.lives]
-        for i in range(0, len(waiting), 1000):  # pending lives whose row did not move: re-read by PK
-            chunk = waiting[i:i + 1000]
-            for row in db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk):
-                self._row(row, now, changes)
+        self._reread(db, waiting, now, changes)  # pending lives whose row did not move
         rows, self._final = self._final, {}
         killed, self._killed = self._killed, {}
         ids = sorted({*rows, *killed})
@@ -384,17 +432,45 @@ class JobTracker:
         if self.born_after is not None and start >= self.born_after and start >= submitted:
             changes.started.append(Started(site, (start - submitted).total_seconds(), probe))
 
-    def _resync(self, db: Database, now: dt.datetime) -> None:
-        """Confirm active jobs (catching status changes that did not move LastUpdateTime); prune."""
-        for (job_id,) in db.query(self._active_sql):
-            life = self.lives.get(job_id)
-            if life is None:
-                self.lives[job_id] = _Life(now, None, started=self.prev_start is None)
-            else:
-                life.seen = now
-        self.last_resync = now
+    def _reread(self, db: Database, ids: list[int], now: dt.datetime, changes: Changes) -> None:
+        """Read these jobs' rows by primary key and follow them; a job whose row is gone leaves ``active``."""
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i:i + 1000]
+            rows = db.query(self._rows_sql.replace("{ids}", ", ".join(["%s"] * len(chunk))), chunk)
+            for row in rows:
+                self._row(row, now, changes)
+            for job_id in set(chunk) - {row[0] for row in rows}:  # removed: no longer active, forgotten later
+                gone = self.active.pop(job_id)
+                if gone is not None:
+                    self.lives[job_id] = _Life(now, gone[2], gone[4], gone[3])
+
+    def _sweep(self, db: Database, now: dt.datetime, changes: Changes, baseline: bool = False) -> None:
+        """This collection's share of each sweep (all of it for the baseline): place every job read, re-read by
+        primary key those no longer in the status they were held in. Once per pass of the resync sweep, forget
+        the lives no longer needed."""
+        if self.sweeps[-1].last_pass != self._forgot:
+            self._forgot = self.sweeps[-1].last_pass
+            self._forget(now)
+        self.active.merge()
+        for sweep in self.sweeps:
+            if baseline and sweep.last_pass is not None:  # this one's share of a baseline cut short is read
+                continue
+            budget = math.inf if baseline else sweep.budget(now, self.active.followed(sweep.states))
+            for page in sweep.pages(db, now, self.active.held, budget):
+                for job_id, site, group, age in page.rows:
+                    if self.active.move(job_id, page.status, site, group, age):
+                        continue
+                    life = self.lives.pop(job_id, None)  # not known, or known ended: active again
+                    rc, started, closed = (None, self.prev_start is None, False) if life is None else \
+                        (life.rc, life.started, life.closed)
+                    self.active.put(job_id, page.status, site, group, age, rc, started, closed)
+                self._reread(db, [j for j in page.missing if self.active.status(j) == page.status], now, changes)
+
+    def _forget(self, now: dt.datetime) -> None:
+        """Forget the lives no longer needed: not active, and closed for ``finished_retention_seconds`` (a
+        heartbeat can still flip them back), or gone or unsettled for two resync periods."""
         stale_active = now - 2 * self.resync_every - self.overlap
         stale_closed = now - self.retention
-        for job_id in [j for j, life in self.lives.items()
-                       if life.seen < (stale_closed if life.closed else stale_active)]:
+        stale = [j for j, life in self.lives.items() if life.seen < (stale_closed if life.closed else stale_active)]
+        for job_id in stale:
             del self.lives[job_id]

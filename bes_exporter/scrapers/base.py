@@ -44,6 +44,11 @@ class Context:
         return self._changes
 
 
+def not_ready(tracker: JobTracker) -> RuntimeError:
+    """The error of a scraper whose data needs the tracker's first read of every active job."""
+    return RuntimeError(f"still reading the active jobs for the first time ({len(tracker.active)} so far)")
+
+
 class Scraper:
     """One scraper: ``name`` gives --collect.<name>; ``scrape`` yields fresh metric families."""
 

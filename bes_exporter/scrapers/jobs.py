@@ -1,23 +1,19 @@
 """dirac_jobs{site,status} and dirac_probe_jobs{site,status}: jobs now in each non-final status.
 
-One query over the ``StatusSite`` (Status, Site) index range of the active states, with each active
-row's JobGroup to tell probe jobs apart (they are left out of the site statistics). Its cost follows the
-number of active jobs, never the history: the ``JobGroup`` index would hold every probe job ever run.
+Reads nothing itself: the job tracker keeps every active job in a (status, site, probe) cell from the rows
+it reads (what changed, and its sweep of the active jobs along the ``Status`` index, a bounded share per
+scrape: ``bes_exporter.tracker``). A change DIRAC makes without moving ``LastUpdateTime`` shows within two
+passes of the sweep; ``dirac_jobs_last_resync_timestamp_seconds`` is when the last complete pass started:
+every change made before it is in the gauges. Probe jobs (JobGroup ``probes.job_group``) are counted apart.
 """
 
 from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..labels import ACTIVE_STATES, is_real_site, site_label
-from .base import Context, Scraper
-
-_STATES = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
-
-ACTIVE_SQL = f"""
-SELECT Status, Site, JobGroup = %s, COUNT(*) FROM `{{jobdb}}`.Jobs FORCE INDEX (StatusSite)
-WHERE Status IN ({_STATES}) GROUP BY Status, Site, JobGroup = %s
-"""
+from ..busiest import epoch
+from ..labels import ACTIVE_STATES, is_real_site
+from .base import Context, Scraper, not_ready
 
 
 class Jobs(Scraper):
@@ -25,14 +21,15 @@ class Jobs(Scraper):
     help = "Jobs in each non-final status per site (dirac_jobs, dirac_probe_jobs)."
 
     def scrape(self, ctx: Context):
-        jobdb = ctx.config.database["jobdb"]
-        group = ctx.config.probes["job_group"]
+        ctx.changes()
+        tracker = ctx.shared.tracker
+        if not tracker.ready:
+            raise not_ready(tracker)
         counts: dict[tuple[str, str], int] = {}
         probes: dict[tuple[str, str], int] = {}
-        for status, site, probe, n in ctx.db.query(ACTIVE_SQL.format(jobdb=jobdb), (group, group)):
+        for (status, site, probe), n in tracker.active.cells.nonzero():
             target = probes if probe else counts
-            key = (site_label(site), status)
-            target[key] = target.get(key, 0) + int(n)
+            target[(site, status)] = target.get((site, status), 0) + n
         jobs = GaugeMetricFamily("dirac_jobs", "Jobs currently in each non-final DIRAC status (probe jobs excluded).",
                                  labels=["site", "status"])
         sites = {site for site, _ in counts} | {site for site, _ in probes}
@@ -46,3 +43,7 @@ class Jobs(Scraper):
         for (site, status), n in sorted(probes.items()):
             probe.add_metric([site, status], n)
         yield probe
+        yield GaugeMetricFamily("dirac_jobs_last_resync_timestamp_seconds",
+                                "Start of the last complete re-read of the active jobs: every change made before"
+                                " it is in dirac_jobs and dirac_probe_jobs.",
+                                value=epoch(min(sweep.last_pass for sweep in tracker.sweeps)))
