@@ -88,6 +88,7 @@ SELECT JobID, Site, JobGroup, {AGE} FROM `{{jobdb}}`.Jobs FORCE INDEX (Status)
 WHERE Status = %s AND JobID > %s ORDER BY JobID LIMIT %s
 """
 OTHER_ACTIVE = tuple(s for s in ACTIVE_STATES if s not in HEARTBEAT_STATES)
+RUN_STATES = (*HEARTBEAT_STATES, "Stalled")  # a job in these has started its current life
 RESCHEDULED_MINOR = "Job Rescheduled"
 RAN_STATES = ("Running", "Completing")  # a LoggingInfo record in one of these: the life ran
 
@@ -312,7 +313,7 @@ class JobTracker:
             known = life is not None or new
             if life is None:
                 life = _Life(now, rc)
-            self._started(life, site, submitted, start, probe, changes)
+            self._started(life, site, submitted, start, probe, changes, known)
             life.seen, life.rc = now, rc
             if known:
                 self._final[job_id] = row
@@ -329,12 +330,13 @@ class JobTracker:
             life.seen, life.rc, life.closed, life.pending = now, rc, True, None
             return life
         self._final.pop(job_id, None)
+        known = life is not None or new
         if life is None:
             life = _Life(now, rc)
         elif life.rc != rc:  # rescheduled: a new life
             life.rc, life.closed = rc, False
         life.seen, life.pending, life.stalled, life.site = now, None, status == "Stalled", site_label(site)
-        self._started(life, site, submitted, start, probe, changes)
+        self._started(life, site, submitted, start, probe, changes, known)
         return life
 
     def _settle(self, db: Database, now: dt.datetime, changes: Changes) -> None:
@@ -425,12 +427,15 @@ class JobTracker:
                     changes.finished.append(self._ended(row, status, minor, "Unknown" if app == "idem" else app,
                                                         segment.ran, site=site, times=False))
 
-    def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes) -> None:
+    def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes,
+                 known: bool) -> None:
+        """Count the start of a life followed unstarted (``known``: however far the worker node's clock, which
+        StartExecTime comes from, lags), or of a job first seen now that started since the last look."""
         if life.started or start is None or submitted is None:
             return
         life.started = True
-        if self.born_after is not None and start >= self.born_after and start >= submitted:
-            changes.started.append(Started(site, (start - submitted).total_seconds(), probe))
+        if known or (self.born_after is not None and start >= self.born_after):
+            changes.started.append(Started(site, max(0.0, (start - submitted).total_seconds()), probe))
 
     def _reread(self, db: Database, ids: list[int], now: dt.datetime, changes: Changes) -> None:
         """Read these jobs' rows by primary key and follow them; a job whose row is gone leaves ``active``."""
@@ -457,14 +462,21 @@ class JobTracker:
                 continue
             budget = math.inf if baseline else sweep.budget(now, self.active.followed(sweep.states))
             for page in sweep.pages(db, now, self.active.held, budget):
+                began = []  # held unstarted, now read running: their row says when they started
                 for job_id, site, group, age in page.rows:
+                    held = self.active.status(job_id)
                     if self.active.move(job_id, page.status, site, group, age):
+                        if page.status in RUN_STATES and held not in RUN_STATES and not self.active.get(job_id)[3]:
+                            began.append(job_id)
                         continue
                     life = self.lives.pop(job_id, None)  # not known, or known ended: active again
-                    rc, started, closed = (None, self.prev_start is None, False) if life is None else \
-                        (life.rc, life.started, life.closed)
+                    rc, started, closed = (None, baseline and page.status in RUN_STATES, False) if life is None \
+                        else (life.rc, life.started, life.closed)
                     self.active.put(job_id, page.status, site, group, age, rc, started, closed)
-                self._reread(db, [j for j in page.missing if self.active.status(j) == page.status], now, changes)
+                    if not started and page.status in RUN_STATES:
+                        began.append(job_id)
+                self._reread(db, [*began, *(j for j in page.missing if self.active.status(j) == page.status)], now,
+                             changes)
 
     def _forget(self, now: dt.datetime) -> None:
         """Forget the lives no longer needed: not active, and closed for ``finished_retention_seconds`` (a

@@ -143,6 +143,37 @@ def test_wait_histogram_and_heartbeat_age(dirac):
     assert s.v("dirac_running_jobs_heartbeat_age_seconds_bucket", site=IHEP, le="+Inf") == 1
 
 
+def test_start_counts_however_far_the_worker_node_clock_lags(dirac):
+    """StartExecTime (and the LastUpdateTime of the report) come from the worker node: a start written ten minutes
+    in the past, far beyond the overlap, counts for a job followed unstarted, whether the row is seen through its
+    LastUpdateTime or only by the sweep of running jobs; a start before submission counts as no wait."""
+    w = dirac.writer
+    exp = Exporter(dirac.config())
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    waiting = w.submit(when=now - dt.timedelta(seconds=1000))  # already waiting at the exporter's first look
+    w.optimize(waiting)
+    exp.scrape()
+    late_lut, late_start, early = w.submit(), w.submit(when=now - dt.timedelta(seconds=900)), w.submit()
+    for j in (late_lut, late_start, early):
+        w.optimize(j)
+        w.match(j, IHEP)
+    exp.scrape()
+    lag = now - dt.timedelta(seconds=600)
+    w.match(waiting, UCAS)
+    w.set_status(waiting, "Running", "Application", "Running", when=lag)  # row and LUT ten minutes old
+    w.set_status(late_lut, "Running", "Application", "Running", when=lag)
+    w.set_status(late_start, "Running", "Application", "Running", when=lag)
+    w.set_attributes(late_start, ApplicationStatus="Running")  # the LUT moves to now, StartExecTime stays
+    w.set_status(early, "Running", "Application", "Running", when=now - dt.timedelta(seconds=3600))
+    s = exp.scrape()
+    assert s.v("dirac_job_wait_seconds_count", site=UCAS) == 1
+    assert 390 <= s.v("dirac_job_wait_seconds_sum", site=UCAS) <= 410
+    assert s.v("dirac_job_wait_seconds_count", site=IHEP) == 3
+    assert s.v("dirac_job_wait_seconds_bucket", site=IHEP, le="60.0") == 2  # late_lut, early: no wait
+    assert 290 <= s.v("dirac_job_wait_seconds_sum", site=IHEP) <= 310  # late_start waited 300 s
+    assert exp.scrape().v("dirac_job_wait_seconds_count", site=IHEP) == 3  # each start once
+
+
 HOSTILE = ['BES"IHEP', "BES.IHEP\nfake 1", "", "-x" * 50, "BÉS.IHEP.cn", "a{b}c", "../../etc"]
 
 
