@@ -103,7 +103,11 @@ class DiracCollector:
                 self._note(scraper.name, None)
             except Exception as exc:  # noqa: BLE001 - one scraper never hides the others
                 if up:
-                    self._note(scraper.name, str(exc) or type(exc).__name__)
+                    error = str(exc) or type(exc).__name__
+                    if self.config.vo is not None and "Unknown column 'VO'" in error:  # DIRAC < 9.1
+                        error = (f"{self.config.source}: 'vo' needs DIRAC >= 9.1 (its JobDB and PilotAgentsDB have"
+                                 " a VO column); remove 'vo' from the config for an older DIRAC")
+                    self._note(scraper.name, error)
             success.add_metric([scraper.name], ok)
             duration.add_metric([scraper.name], time.monotonic() - t0)
             cut.add_metric([scraper.name], int(isinstance(db, _Bounded) and db.cut))

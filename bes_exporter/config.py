@@ -77,6 +77,7 @@ SCHEMA: dict[str, Any] = {
         "window_seconds": (int, 86400),
     },
     "instance": (str, None),
+    "vo": (str, None),  # DIRAC >= 9.1: count only this VO's jobs and pilots (an instance shared by several VOs)
 }
 
 MAX_NUMBER = 10**9  # ~31 years in seconds: any larger number is a typo and overflows datetime arithmetic
@@ -141,6 +142,7 @@ class Config:
     owners: dict = field(default_factory=lambda: _defaults("owners"))
     pilots: dict = field(default_factory=lambda: _defaults("pilots"))
     instance: str | None = None
+    vo: str | None = None
     source: str = "<defaults>"
     password: str = field(default="", repr=False)
 
@@ -159,6 +161,10 @@ def _check_identifiers(cfg: dict, where: str) -> None:
             raise ConfigError(f"{where}: 'database.{key}' must be at most 3600 seconds")
     if cfg["database"]["port"] > 65535:
         raise ConfigError(f"{where}: 'database.port' must be at most 65535")
+    vo = cfg["vo"]
+    if vo is not None and (not vo or not set(vo) <= _IDENT_OK | {"-", "."} or len(vo) > 32):
+        raise ConfigError(f"{where}: 'vo' must be a DIRAC VO name of letters, digits, _, - or . (at most 32);"
+                          f" got {vo[:40]!r}")
     if cfg["jobs"]["page_rows"] < 100:
         raise ConfigError(f"{where}: 'jobs.page_rows' must be at least 100")
     buckets = cfg["heartbeat"]["buckets"]
@@ -221,7 +227,7 @@ def parse(data: Any, where: str = "<config>") -> Config:
         cfg["database"]["password"] = "<hidden>"  # the secret lives only in Config.password (not in repr)
     return Config(database=cfg["database"], probes=cfg["probes"], jobs=cfg["jobs"], hosts=cfg["hosts"],
                   heartbeat=cfg["heartbeat"], owners=cfg["owners"], pilots=cfg["pilots"],
-                  instance=cfg["instance"], source=where, password=password)
+                  instance=cfg["instance"], vo=cfg["vo"], source=where, password=password)
 
 
 def load(path: str | None) -> Config:

@@ -61,7 +61,7 @@ CHANGED_SQL = f"""
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
        SubmissionTime, StartExecTime, EndExecTime, Owner, OwnerGroup, ApplicationStatus, {AGE}
 FROM `{{jobdb}}`.Jobs
-WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s)
+WHERE LastUpdateTime >= %(lut)s AND (LastUpdateTime > %(lut)s OR JobID > %(job)s){{vo}}
 ORDER BY LastUpdateTime, JobID
 LIMIT %(limit)s
 """
@@ -85,9 +85,16 @@ FROM `{{jobdb}}`.Jobs WHERE JobID IN ({{ids}})
 # One page of the sweep over the active jobs of one status, along the Status index (Status, JobID).
 SWEEP_SQL = f"""
 SELECT JobID, Site, JobGroup, {AGE} FROM `{{jobdb}}`.Jobs FORCE INDEX (Status)
-WHERE Status = %s AND JobID > %s ORDER BY JobID LIMIT %s
+WHERE Status = %s AND JobID > %s{{vo}} ORDER BY JobID LIMIT %s
 """
 OTHER_ACTIVE = tuple(s for s in ACTIVE_STATES if s not in HEARTBEAT_STATES)
+
+
+def vo_filter(vo: str | None) -> str:
+    """The condition that keeps one VO's rows (``vo`` is validated by the config: a plain name), or none."""
+    return "" if vo is None else f" AND VO = '{vo}'"
+
+
 RUN_STATES = (*HEARTBEAT_STATES, "Stalled")  # a job in these has started its current life
 RESCHEDULED_MINOR = "Job Rescheduled"
 RAN_STATES = ("Running", "Completing")  # a LoggingInfo record in one of these: the life ran
@@ -193,7 +200,8 @@ class JobTracker:
         self.max_rows = max(jobs["max_rows_per_scrape"], self.page_rows)
         self.lives: dict[int, _Life] = {}  # jobs not active now (ended, gone) the tracker still needs
         self.active = ActiveJobs(self.probe_group, tuple(config.heartbeat["buckets"]))
-        sweep_sql = SWEEP_SQL.format(jobdb=jobdb)
+        vo = vo_filter(config.vo)
+        sweep_sql = SWEEP_SQL.format(jobdb=jobdb, vo=vo)
         hb = config.heartbeat
         self.sweeps = (  # Running/Completing (the heartbeat ages), then the other active statuses
             Sweep(sweep_sql, HEARTBEAT_STATES, hb["rows"], hb["period_seconds"], self.max_rows, self.page_rows),
@@ -214,7 +222,7 @@ class JobTracker:
         self._forgot: dt.datetime | None = None  # the resync sweep's pass after which lives were last forgotten
         self.started_at: dt.datetime | None = None
         self._rows_sql = ROWS_SQL.replace("{jobdb}", jobdb)
-        self._sql = CHANGED_SQL.format(jobdb=jobdb)
+        self._sql = CHANGED_SQL.format(jobdb=jobdb, vo=vo)
         self._max_id_sql = MAX_ID_SQL.format(jobdb=jobdb)
 
     @property

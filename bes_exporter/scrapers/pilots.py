@@ -32,6 +32,7 @@ from ..active import Cells, IdMap
 from ..busiest import epoch
 from ..labels import PILOT_ACTIVE_STATES, PILOT_FINAL_STATES, ce_label, site_label
 from ..sweep import Sweep
+from ..tracker import vo_filter
 from .base import Context, Scraper
 
 SWEPT = (*PILOT_ACTIVE_STATES, "Scheduled")
@@ -40,11 +41,11 @@ WAITING = ("Submitted", "Waiting", "Scheduled")
 # (a) one page of the active pilots of one status, along the Status index (Status, PilotID)
 SWEEP_SQL = """
 SELECT PilotID, GridSite, DestinationSite FROM `{pilotdb}`.PilotAgents FORCE INDEX (Status)
-WHERE Status = %s AND PilotID > %s ORDER BY PilotID LIMIT %s
+WHERE Status = %s AND PilotID > %s{vo} ORDER BY PilotID LIMIT %s
 """
 NEW_SQL = """
 SELECT PilotID, GridSite, DestinationSite, Status FROM `{pilotdb}`.PilotAgents
-WHERE PilotID > %s ORDER BY PilotID LIMIT %s
+WHERE PilotID > %s{vo} ORDER BY PilotID LIMIT %s
 """
 LOOKUP_SQL = "SELECT PilotID, GridSite, DestinationSite, Status FROM `{pilotdb}`.PilotAgents WHERE PilotID IN ({ids})"
 SUBMITTED_SQL = "SELECT PilotID, SubmissionTime FROM `{pilotdb}`.PilotAgents WHERE PilotID IN ({ids})"
@@ -80,8 +81,9 @@ class Pilots(Scraper):
         jobs, pilots = config.jobs, config.pilots
         self.page_rows = jobs["page_rows"]
         self.max_rows = max(jobs["max_rows_per_scrape"], self.page_rows)
-        self.sweep = Sweep(SWEEP_SQL.format(pilotdb=config.database["pilotdb"]), SWEPT, pilots["resync_rows"],
-                           pilots["resync_seconds"], self.max_rows, self.page_rows)
+        self.vo = vo_filter(config.vo)
+        self.sweep = Sweep(SWEEP_SQL.format(pilotdb=config.database["pilotdb"], vo=self.vo), SWEPT,
+                           pilots["resync_rows"], pilots["resync_seconds"], self.max_rows, self.page_rows)
         self.baseline = False
         self.cells = Cells()  # (site, CE, status as DIRAC wrote it)
         self.active = {status: IdMap() for status in SWEPT}  # followed pilot ID -> its cell, by status
@@ -184,7 +186,7 @@ class Pilots(Scraper):
         """Pilots with PilotID > low, keyset-paged, at most jobs.max_rows_per_scrape rows."""
         rows: list[tuple] = []
         key = self.low
-        sql = NEW_SQL.format(pilotdb=pilotdb)
+        sql = NEW_SQL.format(pilotdb=pilotdb, vo=self.vo)
         while True:
             page = db.query(sql, (key, self.page_rows))
             rows.extend(page)

@@ -78,6 +78,7 @@ BAD = [
     ({"database": {"port": 70000}}, "'database.port' must be at most 65535"),
     ({"database": {"query_timeout": -1}}, "'database.query_timeout' must not be negative"),
     ({"database": {"jobdb": "Job`DB"}}, "'database.jobdb' must be a database name"),
+    ({"vo": "bes' OR 1=1 --"}, "'vo' must be a DIRAC VO name"),
     ({"probes": ["bes_probe"]}, "'probes' must be a mapping"),
     ({"hosts": {"max_per_site": True}}, "'hosts.max_per_site' must be a integer"),
     ({"instance": 3}, "'instance' must be a string"),

@@ -4,6 +4,7 @@ transitions written the way DIRAC writes them."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from metrics_util import Exporter
 
@@ -295,3 +296,44 @@ def test_without_logging_info_a_life_ran_if_it_has_a_start_exec_time(dirac, capl
         assert sorted((e.job_id, e.status, e.ran, e.owner, e.app_status) for e in events) == [
             (ran, "Failed", True, "alice", "Error"), (waited, "Killed", False, "bob", "Unknown")]
     assert [r for r in caplog.records if "LoggingInfo" in r.getMessage()]
+
+
+def test_vo_filter_counts_one_vo_of_a_shared_instance(dirac_new):
+    """IHEP's DIRAC serves BES3, JUNO and CEPC: with ``vo: bes`` only BES3's jobs and pilots are counted."""
+    w = dirac_new.writer
+    mine, theirs = [w.submit() for _ in range(2)], [w.submit() for _ in range(3)]
+    pilots = [w.submit_pilot(IHEP, "ce01.ihep.ac.cn", status="Waiting") for _ in range(2)]
+    dirac_new.query(f"UPDATE `{dirac_new.dbs.jobdb}`.Jobs SET VO = 'juno' WHERE JobID IN ({theirs[0]}, {theirs[1]},"
+                    f" {theirs[2]})")
+    dirac_new.query(f"UPDATE `{dirac_new.dbs.pilotdb}`.PilotAgents SET VO = 'juno' WHERE PilotID = {pilots[1]}")
+    for j in (*mine, *theirs):
+        w.optimize(j)
+    w.set_site_status(IHEP, "Active")  # a known site: its counters exist at zero from the first scrape
+    only_bes, every_vo = Exporter(dirac_new.config(vo="bes")), Exporter(dirac_new.config())
+    for exp in (only_bes, every_vo):
+        exp.scrape()
+    w.run_to(mine[0], IHEP, "Failed", "Application Finished With Errors")
+    for j in theirs:
+        w.run_to(j, IHEP, "Failed", "Application Finished With Errors")
+    new_pilot = w.submit_pilot(IHEP, "ce01.ihep.ac.cn", status="Waiting")
+    dirac_new.query(f"UPDATE `{dirac_new.dbs.pilotdb}`.PilotAgents SET VO = 'juno' WHERE PilotID = {new_pilot}")
+    s, every = only_bes.scrape(), every_vo.scrape()
+    assert s.v("dirac_jobs", site="ANY", status="Waiting") == 1
+    assert every.v("dirac_jobs", site="ANY", status="Waiting") == 1
+    assert s.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 1
+    assert every.v("dirac_jobs_finished_total", site=IHEP, status="Failed") == 4
+    assert s.v("dirac_pilots", site=IHEP, ce="ce01.ihep.ac.cn", status="Waiting") == 1
+    assert every.v("dirac_pilots", site=IHEP, ce="ce01.ihep.ac.cn", status="Waiting") == 3
+    for name in ("jobs", "finished", "pilots"):
+        assert s.v("dirac_exporter_collector_success", collector=name) == 1, name
+
+
+def test_vo_filter_on_an_older_dirac_says_how_to_fix_it(dirac_old, caplog):
+    caplog.set_level(logging.ERROR, logger="bes_exporter")
+    s = Exporter(dirac_old.config(vo="bes")).scrape()
+    assert s.v("dirac_up") == 1
+    assert s.v("dirac_exporter_collector_success", collector="jobs") == 0
+    assert s.v("dirac_exporter_collector_success", collector="pilots") == 0
+    assert s.v("dirac_exporter_collector_success", collector="site_status") == 1
+    assert any("'vo' needs DIRAC >= 9.1" in r.getMessage() and "remove 'vo'" in r.getMessage()
+               for r in caplog.records)
