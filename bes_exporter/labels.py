@@ -45,6 +45,26 @@ _REASONS = {
 }
 FAIL_REASONS = tuple(sorted(set(_REASONS.values()))) + ("Other",)
 
+# Why a life was rescheduled before it ended: the MinorStatus of its "Rescheduled" LoggingInfo record
+# (JobWrapperUtilities.rescheduleFailedJob; StalledJobAgent for StalledJobsToRescheduleSites), and who.
+_RESCHEDULE_MINOR = {
+    "downloading inputsandbox": "input_sandbox",
+    "downloading inputsandbox lfn(s)": "input_sandbox",
+    "failed downloading inputsandbox": "input_sandbox",
+    "failed downloading inputsandbox lfn(s)": "input_sandbox",
+    "input data resolution": "input_data",
+    "uploading outputs": "output_upload",
+    "uploading output sandbox": "output_upload",
+    "uploading output data": "output_upload",
+    "job wrapper initialization": "job_wrapper",
+    "jobwrapper execution": "job_wrapper",
+    "could not create working directory": "job_wrapper",
+    "working directory already exists": "job_wrapper",
+    "job stalled: pilot not running": "stalled",
+    "stalling for more than n sec": "stalled",
+}
+RESCHEDULE_REASONS = (*sorted(set(_RESCHEDULE_MINOR.values())), "job_agent", "stuck_matched", "other")
+
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _SPACES = re.compile(r"\s+")
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -109,6 +129,20 @@ def optimizer_reason(app_status: str | None) -> str:
     """Bounded reason code for the message an optimizer left in ApplicationStatus; ``Other`` if unknown."""
     text = (app_status or "").strip()
     return next((code for pattern, code in _OPTIMIZER_REASONS if pattern.fullmatch(text)), "Other")
+
+
+def reschedule_reason(record: tuple | None, last_status: str | None) -> str:
+    """Bounded reason of a reschedule from the life's last "Rescheduled" record (Status, MinorStatus, ...):
+    the JobWrapper's step that failed; ``job_agent`` when only the ApplicationStatus says why
+    (JobAgent._rescheduleFailedJob); without such a record, ``stuck_matched`` for a life last Matched
+    (StalledJobAgent._kickStuckJobs after MatchedTime), else ``other``."""
+    if record is None:
+        return "stuck_matched" if last_status == "Matched" else "other"
+    minor = record[1]
+    if not minor or minor == "idem":
+        return "job_agent"
+    text = _SPACES.sub(" ", _NUMBER.sub("N", str(minor))).strip().lower()
+    return _RESCHEDULE_MINOR.get(text, "other")
 
 
 def before_running(minor_status: str | None, app_status: str | None) -> tuple[str, str]:

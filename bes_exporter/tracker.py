@@ -50,12 +50,14 @@ from dirac_db.connection import Database
 
 from .active import HEARTBEAT_STATES, ActiveJobs
 from .config import Config
-from .labels import ACTIVE_STATES, FINAL_STATES, site_label
+from .labels import ACTIVE_STATES, FINAL_STATES, reschedule_reason, site_label
 from .sweep import Sweep
 
 # Seconds since the job's last sign of life (a heartbeat; before the first one, its start or last update),
 # on the database clock: read with every row, kept for Running/Completing jobs (dirac_running_jobs_heartbeat_*).
-AGE = "GREATEST(TIMESTAMPDIFF(SECOND, COALESCE(HeartBeatTime, StartExecTime, LastUpdateTime), UTC_TIMESTAMP()), 0)"
+# StalledJobAgent._getLatestUpdateTime: the later of HeartBeatTime and LastUpdateTime.
+AGE = ("GREATEST(TIMESTAMPDIFF(SECOND, GREATEST(COALESCE(HeartBeatTime, LastUpdateTime, StartExecTime),"
+       " COALESCE(LastUpdateTime, HeartBeatTime, StartExecTime)), UTC_TIMESTAMP()), 0)")
 
 CHANGED_SQL = f"""
 SELECT JobID, Site, Status, MinorStatus, JobGroup, RescheduleCounter, LastUpdateTime,
@@ -126,11 +128,19 @@ class Started:
 
 
 @dataclass
+class Rescheduled:
+    site: str  # where the life was last seen (a reschedule resets Site to the JDL's)
+    reason: str  # labels.RESCHEDULE_REASONS
+    probe: bool
+
+
+@dataclass
 class Changes:
-    """What one collection learned: job lives that ended, jobs that started."""
+    """What one collection learned: job lives that ended, jobs that started, lives rescheduled."""
 
     finished: list[Finished] = field(default_factory=list)
     started: list[Started] = field(default_factory=list)
+    rescheduled: list[Rescheduled] = field(default_factory=list)
     rows: int = 0
     caught_up: bool = True
 
@@ -138,10 +148,12 @@ class Changes:
 @dataclass
 class _Segment:
     """One life's LoggingInfo records: its first final one (Status, MinorStatus, ApplicationStatus,
-    StatusTime), and whether it ran."""
+    StatusTime), whether it ran, its last "Rescheduled" record and the Status of its last record."""
 
     final: tuple | None = None
     ran: bool = False
+    rescheduled: tuple | None = None
+    last: str | None = None
 
 
 def _segments(records: list[tuple]) -> dict[int, _Segment]:
@@ -158,6 +170,10 @@ def _segments(records: list[tuple]) -> dict[int, _Segment]:
             segment.final = record
         if status in RAN_STATES:
             segment.ran = True
+        if status == "Rescheduled":
+            segment.rescheduled = record
+        if status != "idem":
+            segment.last = status
     return out
 
 
@@ -421,19 +437,23 @@ class JobTracker:
         return records
 
     def _count_unseen(self, db: Database, changes: Changes) -> None:
-        """Count lives that ended between two looks from their LoggingInfo records (by primary key)."""
+        """Count lives that ended between two looks from their LoggingInfo records (by primary key): each
+        ended final (then rescheduled by hand) or was rescheduled by DIRAC before it ended."""
         pending, self._unseen = self._unseen, []
         records = self._logging(db, sorted({row[0] for row, _, _ in pending}))
         if records is None:
             return
         for row, lives, site in pending:
             segments = _segments(records.get(row[0], []))
-            for k in lives:
+            for k in lives:  # each ended in a reschedule (RescheduleCounter counts them)
                 segment = segments.get(k)
-                if segment is not None and segment.final is not None:
-                    status, minor, app, _when = segment.final
-                    changes.finished.append(self._ended(row, status, minor, "Unknown" if app == "idem" else app,
-                                                        segment.ran, site=site, times=False))
+                if segment is None or segment.final is None:  # rescheduled before it ended: DIRAC's retry
+                    reason = reschedule_reason(segment and segment.rescheduled, segment and segment.last)
+                    changes.rescheduled.append(Rescheduled(site, reason, row[4] == self.probe_group))
+                    continue
+                status, minor, app, _when = segment.final
+                changes.finished.append(self._ended(row, status, minor, "Unknown" if app == "idem" else app,
+                                                    segment.ran, site=site, times=False))
 
     def _started(self, life: _Life, site: str, submitted, start, probe: bool, changes: Changes,
                  known: bool) -> None:

@@ -211,6 +211,11 @@ def site_detail() -> dict:
               "Running jobs past the heartbeat lag line, and jobs DIRAC already marked Stalled."),
               [target(f"site:dirac_running_jobs_heartbeat_lagging:sum{{{RS}}}", "lagging {{site}}"),
                target(f'sum by (site) (dirac_jobs{{{sel}, status="Stalled"}})', "stalled {{site}}", ref="B")]),
+        panel("timeseries", "Jobs rescheduled by DIRAC (30 min)", runbook("DiracSiteJobsRescheduling",
+              "Job lives DIRAC rescheduled for a failed worker-node step, by step: DIRAC retries them and fails "
+              "them at the fourth reschedule, so these come before the site's failures."),
+              [target(f"site_reason:dirac_jobs_rescheduled:increase30m{{{RS}}}", "{{site}} {{reason}}")],
+              decimals=0),
         panel("timeseries", "Pilots per CE by status", runbook("DiracPilotsStuckWaiting",
               "Pilots not yet finished, per CE and status."),
               [target(f'sum by (ce, status) (dirac_pilots{{{sel}, ce=~"$ce"}})', "{{ce}} {{status}}")]),

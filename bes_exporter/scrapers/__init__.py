@@ -8,8 +8,9 @@ from .hosts import Hosts
 from .jobs import Jobs
 from .owners import Owners
 from .pilots import Pilots
+from .reschedules import Reschedules
 from .site_status import SiteStatus
 from .wait import Wait
 
 # Order matters a little: `jobs` and `site_status` first learn the known sites that counters zero-fill.
-SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Heartbeat, Hosts, Owners, Pilots)
+SCRAPERS = (Jobs, SiteStatus, Finished, Wait, Reschedules, Heartbeat, Hosts, Owners, Pilots)

@@ -125,11 +125,11 @@ def test_wait_histogram_and_heartbeat_age(dirac):
     exp = Exporter(dirac.config())
     exp.scrape()
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    j = w.submit(when=now - dt.timedelta(seconds=1000))
+    j = w.submit(when=now - dt.timedelta(seconds=6000))
     w.optimize(j)
     w.match(j, IHEP)
-    w.set_status(j, "Running", "Application", "Running", when=now)
-    w.heartbeat(j, when=now - dt.timedelta(seconds=4000))
+    w.set_status(j, "Running", "Application", "Running", when=now - dt.timedelta(seconds=5000))  # waited 1000 s
+    w.heartbeat(j, when=now - dt.timedelta(seconds=4000))  # the later of heartbeat and update: 4000 s ago
     s = exp.scrape()
     assert s.v("dirac_job_wait_seconds_count", site=IHEP) == 1
     assert s.v("dirac_job_wait_seconds_bucket", site=IHEP, le="900.0") == 0
