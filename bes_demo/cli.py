@@ -574,8 +574,9 @@ def up(s: Settings) -> int:
         _print_urls(s)
         return 0
     if alive or (s.dirac_dir / "state.json").exists():
-        missing = ", ".join(sorted(expected - set(alive))) or "the DIRAC server, not wanted now"
-        print(f"demo: partly running ({missing} stopped): restarting it", file=sys.stderr)
+        missing = sorted(expected - set(alive))
+        why = f"partly running ({', '.join(missing)} stopped)" if missing else "running with another probe back-end"
+        print(f"demo: {why}: restarting it", file=sys.stderr)
         _stop_all(s)
     for name, port in s.ports.items():
         if not _port_free(port):
