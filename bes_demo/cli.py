@@ -573,10 +573,11 @@ def up(s: Settings) -> int:
         print("demo: already running")
         _print_urls(s)
         return 0
-    if alive or (s.dirac_dir / "state.json").exists():
+    if alive:
         missing = sorted(expected - set(alive))
         why = f"partly running ({', '.join(missing)} stopped)" if missing else "running with another probe back-end"
         print(f"demo: {why}: restarting it", file=sys.stderr)
+    if alive or (s.dirac_dir / "state.json").exists():  # a dead server's state: its databases are dropped too
         _stop_all(s)
     for name, port in s.ports.items():
         if not _port_free(port):
