@@ -6,7 +6,8 @@
 
 ``up`` starts, with logs in ``<dir>/logs`` and pid files in ``<dir>/run`` (``<dir>`` = ``$BES_DEMO_DIR``,
 default ``.demo``): bes-simulate (DIRAC 8.0 schemas, faults from ``timeline.yml``), bes-exporter,
-a Pushgateway, the probe agents (local back-end: DIRAC's job wrapper runs the real bes-probe.pyz),
+a Pushgateway, the probe agents (local back-end: DIRAC's job wrapper runs the real bes-probe.pyz; or, with
+``BES_DEMO_PROBE_BACKEND=dirac``, the dirac back-end on a real DIRAC server, ``scripts/dirac-server.sh``),
 Prometheus with the demo rules (the shipped rules on a compressed clock, :mod:`.rules`) and
 Alertmanager with ``alerts/alertmanager.yml``. A second ``up`` finds the running stack and only prints
 its URLs. Every setting comes from a ``BES_DEMO_*`` environment variable (see :data:`ENV`).
@@ -15,6 +16,7 @@ its URLs. Every setting comes from a ``BES_DEMO_*`` environment variable (see :d
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -51,7 +53,10 @@ ENV: dict[str, tuple[str, str]] = {
     "BES_DEMO_WARMUP": ("1h", "simulated time written at once before the live run"),
     "BES_DEMO_TIMELINE": ("", f"bes-simulate timeline of faults (default {DEFAULT_TIMELINE.name})"),
     "BES_DEMO_PROBE_SITES": ("BES.IHEP-PBS.cn,BES.USTC.cn,BES.JINR.ru,BES.SJTU.cn",
-                             "sites the probe agents probe (comma-separated; 'none' for no agents)"),
+                             "sites the probe agents probe (comma-separated; 'none' for no agents; with "
+                             "BES_DEMO_PROBE_BACKEND=dirac: the server's sites, default those with a worker node)"),
+    "BES_DEMO_PROBE_BACKEND": ("local", "how probe jobs run: 'local' (DIRAC's job wrapper on this machine) or "
+                               "'dirac' (through the WMS of a real DIRAC server on loopback, in <dir>/dirac-server)"),
     "BES_DEMO_SCRAPE_INTERVAL": ("2s", "Prometheus scrape and rule evaluation interval (and scrape timeout)"),
     "BES_DEMO_EXPORTER_PORT": ("19875", "bes-exporter port"),
     "BES_DEMO_PUSHGATEWAY_PORT": ("19091", "Pushgateway port"),
@@ -90,6 +95,7 @@ class Settings:
     db: dict[str, object] = field(repr=False)
     db_prefix: str = "bes_demo_"
     seed: int = 1
+    probe_backend: str = "local"
 
     @property
     def logs(self) -> Path:
@@ -106,6 +112,15 @@ class Settings:
     @property
     def alert_log(self) -> Path:
         return self.dir / "alerts.json"
+
+    @property
+    def dirac_dir(self) -> Path:
+        """The demo's own DIRAC server instance (``BES_DEMO_PROBE_BACKEND=dirac``)."""
+        return self.dir / "dirac-server"
+
+    @property
+    def uses_dirac(self) -> bool:
+        return self.probe_backend == "dirac" and bool(self.probe_sites)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -144,14 +159,23 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         load_timeline(str(timeline))
     except ConfigError as exc:
         raise DemoError(f"BES_DEMO_TIMELINE: {exc}") from None
+    backend = _env(env, "BES_DEMO_PROBE_BACKEND")
+    if backend not in ("local", "dirac"):
+        raise DemoError(f"BES_DEMO_PROBE_BACKEND={backend}: must be 'local' (probe jobs on this machine) or 'dirac' "
+                        "(through a real DIRAC server), e.g. BES_DEMO_PROBE_BACKEND=dirac")
     topo = load_topology()
-    known = {s.name for s in topo.sites}
     raw_sites = _env(env, "BES_DEMO_PROBE_SITES")
+    if backend == "dirac":
+        known, worker = dirac_sites()
+        raw_sites = env.get("BES_DEMO_PROBE_SITES", "").strip() or ",".join(worker)
+        where = "the DIRAC server (dirac_server/topology.py)"
+    else:
+        known, where = [s.name for s in topo.sites], str(topo.source)
     sites = [] if raw_sites.lower() == "none" else [s.strip() for s in raw_sites.split(",") if s.strip()]
     unknown = [s for s in sites if s not in known]
     if unknown:
-        raise DemoError(f"BES_DEMO_PROBE_SITES: {unknown[0]} is not a site of the simulated grid; use names from "
-                        f"{topo.source} (e.g. BES.USTC.cn) or 'none'")
+        raise DemoError(f"BES_DEMO_PROBE_SITES: {unknown[0]} is not a site of {where} (BES_DEMO_PROBE_BACKEND="
+                        f"{backend}); use names from {', '.join(known) if backend == 'dirac' else where} or 'none'")
     interval = _env(env, "BES_DEMO_SCRAPE_INTERVAL")
     try:
         if not 0.2 <= demo_rules.duration_seconds(interval) <= 60:
@@ -187,7 +211,20 @@ def settings(env: dict[str, str] | None = None) -> Settings:
     db = {"host": _env(env, "BES_DEMO_DB_HOST"), "port": int(db_port), "user": _env(env, "BES_DEMO_DB_USER"),
           "password": password, "password_file": password_file}
     return Settings(dir=base, speed=speed, scale=scale, warmup=warmup, timeline=timeline.resolve(), probe_sites=sites,
-                    interval=interval, ports=ports, db=db, db_prefix=prefix, seed=int(seed))
+                    interval=interval, ports=ports, db=db, db_prefix=prefix, seed=int(seed), probe_backend=backend)
+
+
+def dirac_sites() -> tuple[list[str], list[str]]:
+    """The real DIRAC server's sites and those of them with a worker node (:mod:`dirac_server.topology`)."""
+    try:
+        from dirac_server import topology
+    except ImportError:
+        raise DemoError("BES_DEMO_PROBE_BACKEND=dirac: run the demo from the repository (make demo); "
+                        "dirac_server is not importable here") from None
+    if importlib.util.find_spec("DIRAC") is None:
+        raise DemoError("BES_DEMO_PROBE_BACKEND=dirac needs DIRAC in the venv: run 'make dirac' "
+                        "(or use BES_DEMO_PROBE_BACKEND=local)")
+    return [s.name for s in topology.SITES], [s.name for s in topology.worker_sites()]
 
 
 # ---- processes ------------------------------------------------------------------------------------------
@@ -335,8 +372,82 @@ def exporter_config(s: Settings) -> dict:
             **demo_rules.exporter_time_settings(s.speed)}
 
 
-def agent_files(s: Settings) -> Path:
-    """The probe agents' config, one probe config per site (its CVMFS check on the simulator's fake root)."""
+# ---- the real DIRAC server (BES_DEMO_PROBE_BACKEND=dirac) --------------------------------------------------
+
+DIRAC_UP_TIMEOUT = 600.0  # real seconds for the server's `up` (a few minutes the first time)
+DIRAC_MIN_TIMEOUT = 300   # real seconds a probe may wait or run at the real WMS, whatever the demo's speed
+
+
+@dataclass(frozen=True)
+class DiracServer:
+    """What the probe agents need of a running DIRAC server: its client cfg, the probe identity's proxy, JobDB."""
+
+    cfg: Path
+    proxy: Path
+    database: dict[str, object]
+    owner: tuple[str, str]  # the probe identity's DIRAC user and group (JobDB Owner, OwnerGroup)
+
+    @classmethod
+    def read(cls, cfg: Path, proxy: Path, state_file: Path) -> DiracServer:
+        """From the paths ``scripts/dirac-server.sh up`` prints (dirac-cfg, probe-proxy, state)."""
+        from dirac_server import topology
+
+        state = json.loads(state_file.read_text())
+        database = {"host": state["db_host"], "port": state["db_port"], "user": state["db_user"], "password": "",
+                    "jobdb": state["databases"]["JobDB"]}
+        return cls(cfg=cfg, proxy=proxy, database=database, owner=(topology.PROBE_USER, topology.PROBE_GROUP))
+
+
+def _dirac(s: Settings, command: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of ``python -m dirac_server COMMAND --dir <dir>/dirac-server`` (what
+    scripts/dirac-server.sh runs once `make demo` has installed DIRAC)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return [sys.executable, "-m", "dirac_server", command, "--dir", str(s.dirac_dir)], env
+
+
+def dirac_running(s: Settings) -> bool:
+    """The demo's DIRAC server runs (``dirac_server status``)."""
+    if not (s.dirac_dir / "state.json").exists():
+        return False
+    argv, env = _dirac(s, "status")
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=60).returncode == 0
+
+
+def _dirac_server(s: Settings, proc: subprocess.Popen, dead: Callable[[], str | None]) -> DiracServer:
+    """Wait (bounded) for the server's ``up`` started as ``proc``; the paths it printed."""
+    log = s.logs / "dirac-server-up.log"
+    _wait(lambda: proc.poll() is not None, DIRAC_UP_TIMEOUT, "the DIRAC server did not come up", dead)
+    paths = dict(line.split(": ", 1) for line in log.read_text(errors="replace").splitlines() if ": " in line)
+    if proc.returncode != 0 or not {"dirac-cfg", "probe-proxy", "state"} <= set(paths):
+        raise DemoError(f"the DIRAC server did not come up (BES_DEMO_PROBE_BACKEND=dirac): {_tail(log, 2)}; "
+                        f"see {s.dirac_dir / 'logs'}")
+    return DiracServer.read(Path(paths["dirac-cfg"]), Path(paths["probe-proxy"]), Path(paths["state"]))
+
+
+def _dirac_down(s: Settings) -> bool:
+    """Stop the demo's DIRAC server if it has an instance (processes stopped, databases dropped)."""
+    if not (s.dirac_dir / "state.json").exists():
+        return False
+    argv, env = _dirac(s, "down")
+    try:
+        subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"the DIRAC server did not stop within 300 s; run: scripts/dirac-server.sh down --dir "
+                        f"{s.dirac_dir}") from None
+    return True
+
+
+def agent_env(server: DiracServer | None) -> dict[str, str]:
+    """The probe agents' environment: DIRAC's scripts on PATH; the probe identity's proxy for the server."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
+    if server:
+        env["X509_USER_PROXY"] = str(server.proxy)
+    return env
+
+
+def agent_files(s: Settings, server: DiracServer | None = None) -> Path:
+    """The probe agents' config, one probe config per site (its CVMFS check on the simulator's fake root,
+    where the simulator has the site); ``server``: through that DIRAC server (dirac back-end), else local."""
     adir = s.dir / "agents"
     adir.mkdir(parents=True, exist_ok=True)
     pyz = adir / "bes-probe.pyz"
@@ -345,26 +456,35 @@ def agent_files(s: Settings) -> Path:
     if done.returncode != 0:
         raise DemoError(f"building the probe failed: {(done.stderr or done.stdout).strip()[-300:]}")
     cvmfs = s.dir / "simulator" / "cvmfs"
-    repos = load_topology().cvmfs_repositories
+    topo = load_topology()
+    simulated = {site.name for site in topo.sites}
     for site in s.probe_sites:
         # Every "worker node" is this machine: its load says nothing about the simulated site.
-        probe = {"timeout": 30, "checks": {
-            "environment": {"max_load_per_core": 1000},
-            "cvmfs": {"repositories": [str(cvmfs / site / r) for r in repos]},
-            "tcp": {}, "clock": {}}}
-        (adir / f"probe-{site}.yml").write_text(json.dumps(probe, indent=1) + "\n")
+        checks: dict[str, dict] = {"environment": {"max_load_per_core": 1000}, "tcp": {}, "clock": {}}
+        if site in simulated:
+            checks["cvmfs"] = {"repositories": [str(cvmfs / site / r) for r in topo.cvmfs_repositories]}
+        (adir / f"probe-{site}.yml").write_text(json.dumps({"timeout": 30, "checks": checks}, indent=1) + "\n")
 
     def sim(seconds: float) -> int:
         return demo_rules.whole_seconds(seconds, s.speed)
 
+    # The real WMS keeps the real clock: a probe waits for a pilot there whatever the demo's speed.
+    timeout = sim(2400) if server is None else max(sim(2400), DIRAC_MIN_TIMEOUT)
+    probe = {"pyz": str(pyz), "config": str(adir / "probe-{site}.yml"), "period": sim(3600),
+             "waiting_timeout": timeout, "running_timeout": timeout, "done_window": sim(86400)}
+    if server is None:
+        backend: dict = {"type": "local"}
+        database = {**_db_section(s), "jobdb": f"{s.db_prefix}JobDB"}
+    else:
+        backend = {"type": "dirac", "config_files": [str(server.cfg)]}
+        database = dict(server.database)
+        probe["owner"], probe["owner_group"] = server.owner
     cfg = {
         "targets": s.probe_sites,
-        "probe": {"pyz": str(pyz), "config": str(adir / "probe-{site}.yml"),
-                  "period": sim(3600), "waiting_timeout": sim(2400), "running_timeout": sim(2400),
-                  "done_window": sim(86400)},
+        "probe": probe,
         "pushgateway": {"url": s.url("pushgateway"), "timeout": 5},
-        "backend": {"type": "local"},
-        "database": {**_db_section(s), "jobdb": f"{s.db_prefix}JobDB"},
+        "backend": backend,
+        "database": database,
         "state_dir": str(adir / "state"),
         "interval": sim(300),
     }
@@ -390,6 +510,10 @@ def _print_urls(s: Settings, out: TextIO = sys.stdout) -> None:
     day = max(10, round(86400 / s.speed / 60))  # one simulated day, in real minutes (24 at 60x)
     print(f"report of the last simulated day: {BIN / 'bes-report'} --prometheus {s.url('prometheus')} "
           f"--last {day}m --out {s.dir / 'report'}", file=out)
+    if s.uses_dirac:
+        print(f"probes: BES_DEMO_PROBE_BACKEND=dirac: through the WMS of the real DIRAC server {s.dirac_dir} to its "
+              f"sites {', '.join(s.probe_sites)} (the server's sites and JobDB, not the simulator's: the exporter and "
+              f"the simulated faults do not see these jobs; server logs: {s.dirac_dir / 'logs'})", file=out)
     print(f"logs: {s.logs}  (stop with: make demo-down)", file=out)
 
 
@@ -441,14 +565,19 @@ def up(s: Settings) -> int:
     """Start the whole stack (or report the running one) and print its URLs."""
     lock = _lock(s)
     alive = running(s)
+    if dirac_running(s):
+        alive["dirac-server"] = 0
     expected = set(STOP_ORDER) - ({"agent-submit", "agent-reap"} if not s.probe_sites else set())
-    if alive and expected <= set(alive):
+    expected |= {"dirac-server"} if s.uses_dirac else set()
+    if alive and expected <= set(alive) and ("dirac-server" in alive) == s.uses_dirac:
         print("demo: already running")
         _print_urls(s)
         return 0
     if alive:
-        print(f"demo: partly running ({', '.join(sorted(expected - set(alive)))} stopped): restarting it",
-              file=sys.stderr)
+        missing = sorted(expected - set(alive))
+        why = f"partly running ({', '.join(missing)} stopped)" if missing else "running with another probe back-end"
+        print(f"demo: {why}: restarting it", file=sys.stderr)
+    if alive or (s.dirac_dir / "state.json").exists():  # a dead server's state: its databases are dropped too
         _stop_all(s)
     for name, port in s.ports.items():
         if not _port_free(port):
@@ -471,6 +600,7 @@ def _start(s: Settings) -> None:
     """Start every component in order and wait (bounded) until each is healthy."""
     s.events.unlink(missing_ok=True)
     rules = demo_rules.render(s.speed, s.dir / "rules")
+    server_up = spawn(s, "dirac-server-up", *_dirac(s, "up")) if s.uses_dirac else None  # meanwhile
     sim_argv = [str(BIN / "bes-simulate"), "--generation", "8.0", "--db-prefix", s.db_prefix, "--reset",
                 "--db-host", str(s.db["host"]), "--db-port", str(s.db["port"]), "--db-user", str(s.db["user"]),
                 "--speed", f"{s.speed:g}", "--scale", f"{s.scale:g}", "--warmup", s.warmup, "--pilot-history", "1d",
@@ -496,8 +626,9 @@ def _start(s: Settings) -> None:
     procs["alertlog"] = spawn(s, "alertlog", [sys.executable, "-m", "bes_demo.alertlog", "--alertmanager",
                                               s.url("alertmanager"), "--out", str(s.alert_log)])
     if s.probe_sites:  # at once: the first probes run on the healthy grid
-        agent_cfg = agent_files(s)
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
+        server = _dirac_server(s, server_up, dead) if server_up else None
+        agent_cfg = agent_files(s, server)
+        env = agent_env(server)
         for cmd in ("submit", "reap"):  # niced: a probe job's DIRAC start-up must not delay the simulator
             procs[f"agent-{cmd}"] = spawn(s, f"agent-{cmd}", [str(BIN / "bes-probe-agent"), "--config.file",
                                                               str(agent_cfg), cmd, "--loop"], env=env, nice=10)
@@ -544,6 +675,8 @@ def _stop_all(s: Settings) -> list[str]:
                 if _ours(pid, str(info.parent)):
                     _kill_group(pid, str(info.parent))
                     stopped.append(f"probe job {info.parent.name}")
+    if _dirac_down(s):  # the server with its probe jobs, whatever BES_DEMO_PROBE_BACKEND says now
+        stopped.append("the DIRAC server")
     return stopped
 
 
@@ -567,6 +700,11 @@ def status(s: Settings) -> int:
     expected = [n for n in STOP_ORDER if s.probe_sites or not n.startswith("agent-")]
     for name in expected:
         print(f"{name}: {'running, pid ' + str(alive[name]) if name in alive else 'stopped'}")
+    if s.uses_dirac or (s.dirac_dir / "state.json").exists():
+        if dirac_running(s):
+            alive["dirac-server"] = 0
+        print(f"dirac-server: {'running' if 'dirac-server' in alive else 'stopped'} ({s.dirac_dir})")
+        expected += ["dirac-server"] if s.uses_dirac else []
     if alive:
         _print_urls(s)
     return 0 if set(expected) <= set(alive) else 1

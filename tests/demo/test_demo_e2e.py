@@ -148,7 +148,8 @@ def run(tmp_path_factory, mariadb):
     ports = {name: free_port() for name in ("exporter", "pushgateway", "prometheus", "alertmanager")}
     env = dict(os.environ, BES_DEMO_DIR=str(directory), BES_DEMO_DB_PREFIX=prefix,
                **{f"BES_DEMO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    for name in ("BES_DEMO_SPEED", "BES_DEMO_SCALE", "BES_DEMO_TIMELINE", "BES_DEMO_PROBE_SITES", "BES_DEMO_WARMUP"):
+    for name in ("BES_DEMO_SPEED", "BES_DEMO_SCALE", "BES_DEMO_TIMELINE", "BES_DEMO_PROBE_SITES", "BES_DEMO_WARMUP",
+                 "BES_DEMO_PROBE_BACKEND"):
         env.pop(name, None)  # the shipped defaults
     r = Run(directory, env, ports, prefix)
     try:
