@@ -52,7 +52,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 FETCH_WHAT = ("sandbox", "data")
 TARGET_KIND = {"black-hole-host": "host", "pilot-abort": "ce", "heartbeat-loss": "site", "no-matching": "site",
                "central-failure": None, "cvmfs-broken": "site", "user-broken": "owner", "site-software": "site",
-               "input-fetch": "host or site"}
+               "input-fetch": "host|site"}
 # "within minutes": at most 30 min (10 for a failed download)
 FAIL_AFTER_MAX = {"user-broken": 1800.0, "site-software": 1800.0, "input-fetch": 600.0}
 FAILS_NO_JOBS = ("pilot-abort", "no-matching", "cvmfs-broken")  # no job fails by them: RSS JobEfficiency is not theirs
@@ -238,7 +238,7 @@ def resolve(spec: ScenarioSpec, topo: Topology, where: str | None = None) -> Sce
                 raise ConfigError(f"{where}.site: site {spec.params['site']!r} is not in {topo.source}; "
                                   "use a site it lists")
         return Scenario(spec, owner=name, focus=focus)
-    if kind == "host or site":
+    if kind == "host|site":
         host = topo.host(name)
         if host is not None:
             return Scenario(spec, site=host.ce.site, host=host)

@@ -128,10 +128,11 @@ def test_bad_blame_options_name_file_and_key(tmp_path, item, words):
 def test_list_scenarios_shows_targets_and_options(capsys):
     rc, _ = run_cli("--list-scenarios", "--topology", SMALL)
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert rc == 0 and len(lines) == 8
+    assert rc == 0 and len(lines) == 9
     assert lines["user-broken"].split()[1:4] == ["target", "owner", "default"] and " liuhm " in lines["user-broken"]
     assert "share=0.1" in lines["user-broken"] and "before_running=0.3" in lines["user-broken"]
     assert "BES.WHU.cn" in lines["site-software"] and "group=bes_prod" in lines["site-software"]
+    assert lines["input-fetch"].split()[1:3] == ["target", "host|site"] and "what=sandbox" in lines["input-fetch"]
 
 
 def test_database_errors_are_one_line(mariadb, tmp_path):
