@@ -64,6 +64,7 @@ class DiracWriter:
 
     # ---- statements, and the journal that lets a transaction survive a transient error --------------
 
+    max_rescheduling = MAX_RESCHEDULING  # JobDB's CS option MaxRescheduling
     journal: list[tuple[str, object, bool]] | None = None  # the open transaction's writes (begin() .. commit())
     recovered = 0  # transactions rebuilt after a transient error
 
@@ -299,7 +300,7 @@ class DiracWriter:
         when = when or self.clock()
         db = self.dbs.jobdb
         counter = self._one(f"SELECT RescheduleCounter FROM `{db}`.Jobs WHERE JobID=%s", (job_id,))[0]
-        if int(counter) + 1 > MAX_RESCHEDULING:
+        if int(counter) + 1 > self.max_rescheduling:
             self.set_attributes(job_id, Status="Failed", when=when)
             self.set_attributes(job_id, MinorStatus=MAX_RESCHEDULING_REACHED, when=when)
             return False
