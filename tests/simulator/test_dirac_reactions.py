@@ -10,6 +10,7 @@ import pytest
 from sim_helpers import SMALL
 
 from bes_simulator import engine as eng
+from bes_simulator import report
 from bes_simulator.clock import SimClock
 from bes_simulator.engine import Engine, Job, Pilot
 from bes_simulator.events import EventLog
@@ -252,3 +253,20 @@ def test_pilot_efficiency_bans_a_ce_and_it_leaves_banned_only_through_probing():
     engine.now += engine.dirac["rss_period"]
     engine._rss()
     assert engine.ce_status[ce] == "Active"
+
+
+# ---- the report's "DIRAC reacts" ------------------------------------------------------------------------------
+
+def test_report_uses_only_the_modelled_reactions():
+    def sc(actions: dict) -> dict:
+        return {"name": "input-fetch", "target": {"site": "BES.WHU.cn"}, "params": {}, "started": {"sim": 0.0},
+                "ended": None, "dirac_expected": {}, "dirac_actions": actions}
+
+    doc = {"clock": {"origin_epoch": 1.7e9, "speed": 60.0}, "scenarios": [
+        sc({"Operator:Banned": {"sim": 10.0}, "JobWrapper:Rescheduled": {"sim": 50.0},
+            "JobWrapper:Failed": {"sim": 900.0}}),
+        sc({"RSS:SomethingElse Banned": {"sim": 10.0}})]}
+    first, other = report.build(doc, [])
+    assert (first["dirac_reacts"], first["dirac_reacts_after"]) == ("JobWrapper:Rescheduled", 50.0)
+    assert (first["dirac_decides"], first["dirac_decides_after"]) == ("JobWrapper:Failed", 900.0)
+    assert other["dirac_reacts"] == other["dirac_decides"] == "none"
