@@ -28,11 +28,12 @@ from .writer import DiracWriter
 NON_FINAL_DB = ("Matched", "Running", "Completing", "Stalled")
 INITIAL_FILL = 3600.0  # simulated seconds in which pilots fill the empty grid (they get random ages)
 PRODUCTIONS = ("psi3770_sim", "jpsi_rec", "psi2s_sim", "xyz4180_rec")
-# Background failures: (weight, MinorStatus, ApplicationStatus, when as a share of the run time, via Completing)
+# Background failures: (weight, MinorStatus, ApplicationStatus, when as a share of the run time, via Completing).
+# A transient input failure ("sandbox", "data": FETCH_STEPS) is no failure: the JobWrapper reschedules the job.
 FAILURES = (
     (45, "Application Finished With Errors", "'boss.exe' Exited With Status 139", None, True),
-    (15, "Input Data Not Available", "Unknown", 0.0, False),
-    (5, "Failed Downloading InputSandbox", "Unknown", 0.0, False),
+    (15, "data", "", 0.0, False),
+    (5, "sandbox", "", 0.0, False),
     (10, "Exception During Execution", "Exception During Execution", None, False),
     (5, "Job has exceeded maximum wall clock time", "'boss.exe' Exited With Status 137", 1.0, False),
     (10, "Watchdog identified this job as stalled", "'boss.exe' Exited With Status 143", None, False),
@@ -556,7 +557,7 @@ class Engine:
         fetch = self.fetch_broken.get(job.host) or self.fetch_broken.get(job.site)
         if fetch is not None:
             lo, hi = fetch.spec.params["fail_after"]
-            self.after(self.u(lo, hi), self._wrapper_reschedule, job, fetch)
+            self.after(self.u(lo, hi), self._wrapper_reschedule, job, fetch.spec.params["what"], fetch)
             return
         if self.central is not None:
             self.after(self.u(20, 120), self._job_final, job, "Failed", "Failed Downloading InputSandbox", "Unknown")
@@ -579,6 +580,9 @@ class Engine:
         r = self.rng.random()
         if r < job.site.failure_rate:
             _, minor, app, share, completing = self.rng.choices(FAILURES, weights=[f[0] for f in FAILURES])[0]
+            if minor in FETCH_STEPS:
+                self.after(self.u(10, 60), self._wrapper_reschedule, job, minor)
+                return
             at = (self.u(30, 180) if share == 0.0 else d["max"] if share == 1.0 else run * self.u(0.05, 1.0))
             fn = self._job_completing if completing else self._job_final
             self.after(at, fn, job, "Failed", minor, app)
@@ -587,19 +591,20 @@ class Engine:
         else:
             self.after(run, self._job_completing, job, "Done", "Execution Complete", "Job Finished Successfully")
 
-    def _wrapper_reschedule(self, job: Job, fault: Scenario) -> None:
+    def _wrapper_reschedule(self, job: Job, what: str, fault: Scenario | None = None) -> None:
         """JobWrapperTemplate.py execute: the input sandbox download (or the input data resolution) fails, and
         JobWrapperUtilities.py rescheduleFailedJob reschedules the job through JobManager.rescheduleJob (JobDB,
         MaxRescheduling 3: beyond it the job is Failed); the wrapper exits 1, so the JobAgent stops
-        (StopOnApplicationFailure) and the pilot ends."""
+        (StopOnApplicationFailure) and the pilot ends. ``what``: sandbox or data (FETCH_STEPS); ``fault``: the
+        input-fetch fault, or None for a transient background failure."""
         if job.phase != "running" or job.site in self.cut:
             return
-        minor, stored = FETCH_STEPS[fault.spec.params["what"]]
+        minor, stored = FETCH_STEPS[what]
         rescheduled = self.w.wrapper_reschedule(job.id, minor, stored=stored, when=self.when())
         job.phase = "ended"
         self.tracked.pop(job.id, None)
         self._pilot_end(job.pilot)
-        rec = fault.record["reschedules"]
+        rec = fault.record["reschedules"] if fault else {"rescheduled": 0, "failed": 0}
         if rescheduled:
             rec["rescheduled"] += 1
             self.log.action(self.now, "JobWrapper", "Rescheduled", site=job.site.name, host=job.host.name, jobs=1,

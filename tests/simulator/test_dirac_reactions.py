@@ -93,7 +93,7 @@ def test_input_fetch_reschedules_with_delays_then_fails_at_max_rescheduling():
     job = Job(7, site, 0.0)
     for attempt in range(MAX_RESCHEDULING + 1):
         job = _running(engine, job, "BES.WHU.cn", engine.now)
-        engine.after(0, engine._wrapper_reschedule, job, sc)
+        engine.after(0, engine._wrapper_reschedule, job, "sandbox", sc)
         engine.run_until(engine.now + 5000)
         assert job.phase == "ended" and job.pilot.state == "ended"  # StopOnApplicationFailure: the pilot stops
         if attempt < MAX_RESCHEDULING:  # back in the site's queue: the JDL's Site (target) is the site again
@@ -114,11 +114,10 @@ def test_input_fetch_reschedules_with_delays_then_fails_at_max_rescheduling():
 def test_input_fetch_on_a_host_and_for_input_data():
     engine = _engine(scenarios=["input-fetch:wn01.whu.edu.cn@0"])
     sc = engine.scenarios[0]
-    sc.spec.params["what"] = "data"
     engine._scenario_start(sc)
     assert sc.host is not None and engine.fetch_broken == {sc.host: sc}
     job = _running(engine, Job(8, None, 0.0), "BES.WHU.cn", 0.0)
-    engine._wrapper_reschedule(job, sc)
+    engine._wrapper_reschedule(job, "data", sc)
     assert _calls(engine, "wrapper_reschedule")[0][2] == (8, "Input Data Resolution", ("Input Data Resolution",))
     engine.run_until(2000)
     assert [j.id for j in engine.any_queue] == [8]  # an ANY job: back in the common queue, Site 'ANY' again
