@@ -28,11 +28,12 @@ from .writer import DiracWriter
 NON_FINAL_DB = ("Matched", "Running", "Completing", "Stalled")
 INITIAL_FILL = 3600.0  # simulated seconds in which pilots fill the empty grid (they get random ages)
 PRODUCTIONS = ("psi3770_sim", "jpsi_rec", "psi2s_sim", "xyz4180_rec")
-# Background failures: (weight, MinorStatus, ApplicationStatus, when as a share of the run time, via Completing)
+# Background failures: (weight, MinorStatus, ApplicationStatus, when as a share of the run time, via Completing).
+# A transient input failure ("sandbox", "data": FETCH_STEPS) is no failure: the JobWrapper reschedules the job.
 FAILURES = (
     (45, "Application Finished With Errors", "'boss.exe' Exited With Status 139", None, True),
-    (15, "Input Data Not Available", "Unknown", 0.0, False),
-    (5, "Failed Downloading InputSandbox", "Unknown", 0.0, False),
+    (15, "data", "", 0.0, False),
+    (5, "sandbox", "", 0.0, False),
     (10, "Exception During Execution", "Exception During Execution", None, False),
     (5, "Job has exceeded maximum wall clock time", "'boss.exe' Exited With Status 137", 1.0, False),
     (10, "Watchdog identified this job as stalled", "'boss.exe' Exited With Status 143", None, False),
@@ -50,6 +51,16 @@ NO_RELEASE_APP = "'boss.exe' Exited With Status 127"  # the shell's "command not
 # moves on by setNextOptimizer: Checking, MinorStatus the next optimizer, source the current one.
 OPTIMIZER_CHAIN = ("JobPath", "JobSanity", "InputData", "JobScheduling")
 OPTIMIZER_FAILURES = (("InputData", "Input data not available"), ("JobScheduling", "No possible site candidates"))
+# JobScheduling optimizer (WorkloadManagementSystem/Executor/JobScheduling.py optimizeJob): a rescheduled job is held
+# RescheduleDelays[min(RescheduleCounter - 1, 3)] seconds before it reaches the TaskQueue again.
+RESCHEDULE_DELAYS = (60.0, 180.0, 300.0, 600.0)
+# JobWrapperTemplate.py execute -> JobWrapperUtilities.py transferInputSandbox / resolveInputData: the step's
+# MinorStatus passed to rescheduleFailedJob, and the reports JobWrapper.py stored before it (sent with it).
+FETCH_STEPS = {"sandbox": ("Downloading InputSandbox", ("Downloading InputSandbox", "Failed Downloading InputSandbox")),
+               "data": ("Input Data Resolution", ("Input Data Resolution",))}
+# RSS states a SiteDirector and the Matcher use (ResourceStatusSystem/Client/SiteStatus.py getUsableSites,
+# WorkloadManagementSystem/Agent/SiteDirector.py CE mask): Active and Degraded only.
+USABLE = ("Active", "Degraded")
 PILOT_ABORT_REASONS = ("Job held by the CE: no matching resources", "Pilot aborted by the batch system",
                        "Job was held: error from the execute node")
 
@@ -58,7 +69,7 @@ class Job:
     """A DIRAC job: the real life on the node (``phase``) and its database view (``db``, ``last``)."""
 
     __slots__ = ("id", "target", "site", "host", "pilot", "phase", "db", "last", "submitted", "pending", "started",
-                 "owner", "group")
+                 "owner", "group", "reschedules")
 
     def __init__(self, job_id: int, target: Site | None, t: float, owner: str = "", group: str = ""):
         self.id, self.target, self.submitted = job_id, target, t
@@ -71,6 +82,49 @@ class Job:
         self.last = t  # latest of HeartBeatTime and LastUpdateTime (what StalledJobAgent looks at)
         self.pending: tuple[str, str, str] | None = None  # final report lost in a network cut
         self.started = 0.0
+        self.reschedules = 0  # JobDB RescheduleCounter
+
+
+def rss_next(current: str, candidate: str) -> str:
+    """RSSMachine (ResourceStatusSystem/PolicySystem/StateMachine.py): any transition, except that Banned moves
+    only to Error, Banned or Probing; any other candidate from Banned becomes Probing."""
+    if current == "Banned" and candidate not in ("Error", "Banned", "Probing"):
+        return "Probing"
+    return candidate
+
+
+def pilot_efficiency(open_pilots: int, failed: int, recent: list[bool]) -> float | None:
+    """PilotJobEff as PilotAgentsDB.getGroupedPilotSummary (PivotedPilotSummaryTable) computes it for the
+    PilotCommand that CacheFeederAgent runs: every pilot not Done/Aborted (whatever its age: open ones and Failed
+    ones) plus the Done/Aborted ones updated in the last day (``recent``, True for Aborted); (Total - Aborted) /
+    Total * 100. No pilot: no record, the policy answers Unknown (None). No minimum count."""
+    total = open_pilots + failed + len(recent)
+    if total == 0:
+        return None
+    return (total - sum(recent)) / total * 100.0
+
+
+def pilot_efficiency_status(eff: float | None) -> str:
+    """Policy/PilotEfficiencyPolicy.py: <= 50 Banned, <= 90 Degraded, else Active; no value Unknown."""
+    if eff is None:
+        return "Unknown"
+    return "Banned" if eff <= 50.0 else "Degraded" if eff <= 90.0 else "Active"
+
+
+def job_efficiency_status(done: int, failed: int) -> str:
+    """Policy/JobEfficiencyPolicy.py: (Done + Completed) / (Done + Completed + Failed); Unknown under 10 jobs,
+    < 0.5 Banned, < 0.9 Degraded, else Active."""
+    total = done + failed
+    if total < 10:
+        return "Unknown"
+    eff = done / total
+    return "Banned" if eff < 0.5 else "Degraded" if eff < 0.9 else "Active"
+
+
+def combined(result: str) -> str:
+    """PDP._combineSinglePolicyResults takes the most penalizing result; the element's policies are the efficiency
+    policy and AlwaysActive, so its Unknown (the least penalizing level of RSSMachine) combines to Active."""
+    return "Active" if result == "Unknown" else result
 
 
 class Pilot:
@@ -112,6 +166,8 @@ class Engine:
         self.pilots: dict[int, Pilot] = {}  # pilots whose DB status is not final yet
         self.site_finals: dict[Site, deque[tuple[float, bool]]] = {s: deque() for s in topo.sites}
         self.ce_finals: dict[CE, deque[tuple[float, bool]]] = {c: deque() for s in topo.sites for c in s.ces}
+        self.ce_failed = dict.fromkeys(self.ce_finals, 0)  # Failed pilots: PilotEfficiency counts them at any age
+        self.ce_open = dict.fromkeys(self.ce_finals, 0)  # pilots whose PilotAgentsDB status is not final
         self.site_status = dict.fromkeys(topo.sites, "Active")
         self.ce_status = {c: "Active" for c in self.ce_finals}
         self.site_mask: dict[Site, str] = {}
@@ -120,6 +176,7 @@ class Engine:
         self.cut: set[Site] = set()
         self.nomatch: set[Site] = set()
         self.central: Scenario | None = None
+        self.fetch_broken: dict[Host | Site, Scenario] = {}  # input-fetch faults by worker node or site
         self.broken: dict[str, Scenario] = {}  # owner -> its user-broken fault
         self.software: dict[Site, Scenario] = {}  # site -> its site-software fault
         self._users = list(USERS)  # who submits the usual jobs (not an owner whose workflow is broken)
@@ -191,7 +248,10 @@ class Engine:
                     pid = self.w.site_director_submit(site.name, ce.name, ce.queue, ce.grid_type,
                                                       when=self.clock.when(start))
                     self.w.set_pilot_status(pid, status, "Not given", when=self.clock.when(end))
-                    self.ce_finals[ce].append((end, status == "Aborted"))
+                    if status == "Failed":
+                        self.ce_failed[ce] += 1
+                    else:
+                        self.ce_finals[ce].append((end, status == "Aborted"))
         for finals in self.ce_finals.values():
             finals_sorted = sorted(finals)
             finals.clear()
@@ -263,7 +323,21 @@ class Engine:
         if sc is not None and self.rng.random() < sc.spec.params["before_running"]:
             self._optimizer_fails(job, sc)
             return
+        if job.reschedules:  # JobScheduling holds a rescheduled job (RESCHEDULE_DELAYS) before the TaskQueue
+            self.w.hold(job.id, job.reschedules, when=self.when())
+            job.db, job.last = "Checking", self.now
+            delay = RESCHEDULE_DELAYS[min(job.reschedules - 1, len(RESCHEDULE_DELAYS) - 1)]
+            self.after(delay, self._release, job)
+            return
         self.w.optimize(job.id, when=self.when())
+        self._enqueue(job)
+
+    def _release(self, job: Job) -> None:
+        self.w.release(job.id, when=self.when())
+        self._enqueue(job)
+
+    def _enqueue(self, job: Job) -> None:
+        """The job is Waiting in the TaskQueue: the site's queue if its JDL names one, else the common one."""
         job.phase, job.db, job.last = "waiting", "Waiting", self.now
         if job.target is None:
             self.any_queue.append(job)
@@ -310,11 +384,11 @@ class Engine:
         self.rng.shuffle(sites)
         max_submit = int(self.pl["max_submit"])
         for site in sites:
-            if site in self.cut or (self.rss_enforce and self.site_status[site] == "Banned"):
+            if site in self.cut or (self.rss_enforce and self.site_status[site] not in USABLE):
                 continue
             budget_site = self.n_site[site]
             for ce in site.ces:
-                if self.rss_enforce and self.ce_status[ce] == "Banned":
+                if self.rss_enforce and self.ce_status[ce] not in USABLE:
                     continue
                 queued = max(1, round(self.pl["queued"] * ce.slots))  # pilots kept waiting in the CE's queue
                 n = min(ce.slots + queued - ce.active, max_submit, budget_site + budget_any)
@@ -344,6 +418,7 @@ class Engine:
         pilot_id = self.w.site_director_submit(ce.site.name, ce.name, ce.queue, ce.grid_type, when=self.when())
         pilot = Pilot(pilot_id, ce, self.w.last_pilot_reference)
         self.pilots[pilot_id] = pilot
+        self.ce_open[ce] += 1
         self.counts["pilots"] += 1
         aborted = self.rng.random() < self._abort_ratio(ce)
         self.after(self.u(30, 180), self._pilot_waiting, pilot, aborted)
@@ -355,9 +430,12 @@ class Engine:
             return
         self.w.set_pilot_status(pilot.id, status, reason, when=self.when())
         pilot.db, pilot.pending = status, None
-        if status in ("Done", "Failed", "Aborted", "Deleted"):
-            self.pilots.pop(pilot.id, None)
-            self.ce_finals[pilot.ce].append((self.now, status == "Aborted"))
+        if status in ("Done", "Failed", "Aborted", "Deleted") and self.pilots.pop(pilot.id, None) is not None:
+            self.ce_open[pilot.ce] -= 1
+            if status in ("Done", "Aborted"):
+                self.ce_finals[pilot.ce].append((self.now, status == "Aborted"))
+            else:  # Failed (and Deleted) pilots stay in PilotEfficiency's count whatever their age
+                self.ce_failed[pilot.ce] += 1
 
     def _pilot_waiting(self, pilot: Pilot, aborted: bool) -> None:
         pilot.state = "waiting"
@@ -401,7 +479,7 @@ class Engine:
         self.after(self.u(60, 600), self._pilot_status, pilot, status, reason)
 
     def _matchable(self, site: Site) -> bool:
-        return site not in self.nomatch and not (self.rss_enforce and self.site_status[site] == "Banned")
+        return site not in self.nomatch and not (self.rss_enforce and self.site_status[site] not in USABLE)
 
     def _pick(self, site: Site) -> Job | None:
         for q in (self.site_queue[site], self.any_queue):
@@ -476,6 +554,11 @@ class Engine:
                 "LocalAccount": f"besprd{self.rng.randint(1, 40):03d}", "CPUNormalizationFactor": "10.2",
                 "ModelName": "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz", "Memory(MB)": "2048"})
         self.after(self.u(0, 10), self._heartbeat, job, 0)
+        fetch = self.fetch_broken.get(job.host) or self.fetch_broken.get(job.site)
+        if fetch is not None:
+            lo, hi = fetch.spec.params["fail_after"]
+            self.after(self.u(lo, hi), self._wrapper_reschedule, job, fetch.spec.params["what"], fetch)
+            return
         if self.central is not None:
             self.after(self.u(20, 120), self._job_final, job, "Failed", "Failed Downloading InputSandbox", "Unknown")
             return
@@ -497,6 +580,9 @@ class Engine:
         r = self.rng.random()
         if r < job.site.failure_rate:
             _, minor, app, share, completing = self.rng.choices(FAILURES, weights=[f[0] for f in FAILURES])[0]
+            if minor in FETCH_STEPS:
+                self.after(self.u(10, 60), self._wrapper_reschedule, job, minor)
+                return
             at = (self.u(30, 180) if share == 0.0 else d["max"] if share == 1.0 else run * self.u(0.05, 1.0))
             fn = self._job_completing if completing else self._job_final
             self.after(at, fn, job, "Failed", minor, app)
@@ -504,6 +590,38 @@ class Engine:
             self.after(run, self._job_completing, job, "Completed", "Pending Requests", "Job Finished Successfully")
         else:
             self.after(run, self._job_completing, job, "Done", "Execution Complete", "Job Finished Successfully")
+
+    def _wrapper_reschedule(self, job: Job, what: str, fault: Scenario | None = None) -> None:
+        """JobWrapperTemplate.py execute: the input sandbox download (or the input data resolution) fails, and
+        JobWrapperUtilities.py rescheduleFailedJob reschedules the job through JobManager.rescheduleJob (JobDB,
+        MaxRescheduling 3: beyond it the job is Failed); the wrapper exits 1, so the JobAgent stops
+        (StopOnApplicationFailure) and the pilot ends. ``what``: sandbox or data (FETCH_STEPS); ``fault``: the
+        input-fetch fault, or None for a transient background failure."""
+        if job.phase != "running" or job.site in self.cut:
+            return
+        minor, stored = FETCH_STEPS[what]
+        rescheduled = self.w.wrapper_reschedule(job.id, minor, stored=stored, when=self.when())
+        job.phase = "ended"
+        self.tracked.pop(job.id, None)
+        self._pilot_end(job.pilot)
+        rec = fault.record["reschedules"] if fault else {"rescheduled": 0, "failed": 0}
+        if rescheduled:
+            rec["rescheduled"] += 1
+            self.log.action(self.now, "JobWrapper", "Rescheduled", site=job.site.name, host=job.host.name, jobs=1,
+                            minor=minor)
+            self._again(job)
+            return
+        rec["failed"] += 1
+        job.db, job.last = "Failed", self.now
+        self._finished(job, "Failed")
+        self.log.action(self.now, "JobWrapper", "Failed", site=job.site.name, host=job.host.name, jobs=1,
+                        minor="Maximum of reschedulings reached")
+
+    def _again(self, job: Job) -> None:
+        """A new life, same JobID: back through the optimizers, Site reset to the JDL's (``job.target``)."""
+        again = Job(job.id, job.target, job.submitted, job.owner, job.group)
+        again.db, again.last, again.reschedules = "Received", self.now, job.reschedules + 1
+        self.after(self.u(5, 60), self._optimize, again)
 
     def _progress(self, job: Job, phase: str, minor: str, app: str | None) -> None:
         """A MinorStatus/ApplicationStatus report (Status rewritten unchanged), if the job is still there."""
@@ -590,8 +708,13 @@ class Engine:
     # ---- DIRAC's agents ------------------------------------------------------------------------------
 
     def _stalled_agent(self) -> None:
-        """StalledJobAgent: Running/Completing quiet for stalled_time -> Stalled; Stalled -> Failed when the
-        pilot is not Running, or after failed_time without any update."""
+        """WorkloadManagementSystem/Agent/StalledJobAgent.py execute, every PollingTime: Running/Completing jobs
+        whose later of HeartBeatTime and LastUpdateTime (``job.last``, _getLatestUpdateTime) is older than
+        stalledTime -> Stalled (_markStalledJobs, with LUT); Stalled jobs (those marked at an earlier cycle) ->
+        Failed 'Job stalled: pilot not running' when PilotAgentsDB does not say their pilot is Running, else
+        'Stalling for more than <failedTime> sec' once that later time is older than failedTime
+        (_failStalledJobs); Matched longer than MatchedTime (by LastUpdateTime) -> rescheduled (_kickStuckJobs).
+        A job never sits in Rescheduled here (JobManager reschedules at once), so RescheduledTime never applies."""
         st, ft = self.dirac["stalled_time"], self.dirac["failed_time"]
         stalled: dict[Site, int] = {}
         failed: dict[tuple[Site, str], int] = {}
@@ -630,52 +753,60 @@ class Engine:
         self.after(self.dirac["stalled_agent_period"], self._stalled_agent)
 
     def _reschedule(self, job: Job) -> None:
-        """StalledJobAgent's stuck-job kick: Matched too long -> rescheduled (a new life, same JobID)."""
-        self.w.reschedule(job.id, when=self.when())
+        """StalledJobAgent._kickStuckJobs: Matched too long -> Utilities/Utils.py rescheduleJobs (source
+        StalledJobAgent): a new life, same JobID; beyond MaxRescheduling the job is Failed instead."""
+        rescheduled = self.w.reschedule(job.id, source="StalledJobAgent", when=self.when())
         self.tracked.pop(job.id, None)
         if job.phase != "ended":
             job.phase = "ended"
             self._pilot_end(job.pilot)
-        self.log.action(self.now, "StalledJobAgent", "Rescheduled", site=job.site.name, jobs=1)
-        again = Job(job.id, job.target, job.submitted, job.owner, job.group)
-        again.db, again.last = "Received", self.now
-        self.after(self.u(5, 60), self._optimize, again)
+        if rescheduled:
+            self.log.action(self.now, "StalledJobAgent", "Rescheduled", site=job.site.name, jobs=1)
+            self._again(job)
+        else:
+            job.db, job.last = "Failed", self.now
+            self._finished(job, "Failed")
+            self.log.action(self.now, "StalledJobAgent", "Failed", site=job.site.name, jobs=1,
+                            minor="Maximum of reschedulings reached")
 
     def _rss(self) -> None:
-        """RSS: JobEfficiency per site (30 min, >= 10 jobs) and pilot efficiency per CE (last day, > 10)."""
-        jw, pw = self.dirac["job_efficiency_window"], self.dirac["pilot_efficiency_window"]
-        for site, finals in self.site_finals.items():
-            while finals and finals[0][0] < self.now - jw:
-                finals.popleft()
-            total = len(finals)
-            if total < 10:
-                continue
-            eff = sum(1 for _, good in finals if good) / total
-            status = "Banned" if eff < 0.5 else "Degraded" if eff < 0.9 else "Active"
-            if status != self.site_status[site]:
-                self.site_status[site] = status
-                self.log.action(self.now, "RSS", f"JobEfficiency {status}", site=site.name,
-                                efficiency=round(eff, 3), jobs_in_window=total)
-                if self.rss_enforce:
-                    self._write_site_status(site, status, f"Jobs Efficiency of {eff:.2f}")
+        """RSS every rss_period: each element's policy result combined (``combined``) and passed through the
+        RSSMachine (``rss_next``). Per CE, PilotInstantEfficiency (Policy/Configurations.py: PilotEfficiencyPolicy
+        on PilotCommand, onlyCache) on the cache CacheFeederAgent fills from PilotAgentsDB (``pilot_efficiency``).
+        Per site, JobEfficiency only when the topology opts in (``dirac.job_efficiency``): stock DIRAC runs it
+        onlyCache on JobCommand's cache, which CacheFeederAgent never feeds, so it answers Unknown."""
+        if self.dirac["job_efficiency"]:
+            jw = self.dirac["job_efficiency_window"]
+            for site, finals in self.site_finals.items():
+                while finals and finals[0][0] < self.now - jw:
+                    finals.popleft()
+                good = sum(1 for _, ok in finals if ok)
+                result = job_efficiency_status(good, len(finals) - good)
+                eff = good / len(finals) if finals else 0.0
+                status = rss_next(self.site_status[site], combined(result))
+                if status != self.site_status[site]:
+                    self.site_status[site] = status
+                    reason = f"Jobs Efficiency of {eff:.2f}" if result == status else f"RssMachine: {result}"
+                    self.log.action(self.now, "RSS", f"JobEfficiency {status}", site=site.name,
+                                    efficiency=round(eff, 3), jobs_in_window=len(finals))
+                    if self.rss_enforce:
+                        self._write_site_status(site, status, reason)
+        pw = self.dirac["pilot_efficiency_window"]
         for ce, finals in self.ce_finals.items():
             while finals and finals[0][0] < self.now - pw:
                 finals.popleft()
-            total = len(finals) + ce.active
-            if total <= 10:
-                continue
-            aborted = sum(1 for _, a in finals if a)
-            eff = (total - aborted) / total * 100
-            status = "Banned" if eff <= 50 else "Degraded" if eff <= 90 else "Active"
+            eff = pilot_efficiency(self.ce_open[ce], self.ce_failed[ce], [a for _, a in finals])
+            status = rss_next(self.ce_status[ce], combined(pilot_efficiency_status(eff)))
             if status != self.ce_status[ce]:
                 self.ce_status[ce] = status
                 self.log.action(self.now, "RSS", f"PilotEfficiency {status}", site=ce.site.name, ce=ce.name,
-                                efficiency=round(eff, 1), pilots=total)
+                                efficiency=None if eff is None else round(eff, 1),
+                                pilots=self.ce_open[ce] + self.ce_failed[ce] + len(finals))
         self.after(self.dirac["rss_period"], self._rss)
 
     def _write_site_status(self, site: Site, status: str, reason: str) -> None:
-        if self.w.old:  # the old SiteMask knows Active and Banned only
-            status = "Banned" if status == "Banned" else "Active"
+        if self.w.old:  # the old SiteMask knows Active and Banned only: usable or not
+            status = "Active" if status in USABLE else "Banned"
             if self.site_mask.get(site) == status:
                 return
             self.site_mask[site] = status
@@ -721,19 +852,30 @@ class Engine:
                     self.after(self.u(lo, hi), self._job_completing, job, "Failed", APP_ERRORS, USER_BROKEN_APP)
         elif name == "site-software":
             self.software[sc.site] = sc
-        if name in ("black-hole-host", "central-failure", "heartbeat-loss"):
+        elif name == "input-fetch":
+            self.fetch_broken[sc.host or sc.site] = sc
+            self.log.rule(sc, "JobWrapper (JobWrapperUtilities.rescheduleFailedJob): a job whose input cannot be "
+                              "fetched is Rescheduled, not Failed; JobScheduling holds it 60/180/300/600 s after "
+                              "each reschedule; Site reset to its JDL's; Failed 'Maximum of reschedulings reached' "
+                              "at the 4th failure (MaxRescheduling 3)")
+        job_efficiency = self.dirac["job_efficiency"]
+        if name in ("black-hole-host", "central-failure", "heartbeat-loss", "input-fetch") and job_efficiency:
             self.log.rule(sc, "RSS JobEfficiency: (Done+Completed)/(Done+Completed+Failed) over 30 min; "
-                              "< 0.9 Degraded, < 0.5 Banned, no decision under 10 jobs")
+                              "< 0.9 Degraded, < 0.5 Banned, no decision under 10 jobs; Banned -> Probing -> Active")
+        if name not in ("pilot-abort", "no-matching", "cvmfs-broken") and not job_efficiency:
+            self.log.rule(sc, "RSS JobEfficiency: none (stock DIRAC 9.1 runs it on a job cache CacheFeederAgent "
+                              "never feeds: it answers Unknown)")
         if name == "heartbeat-loss":
             self.log.rule(sc, f"StalledJobAgent: Running/Completing without heartbeat or update for "
                               f"{int(self.dirac['stalled_time'])} s -> Stalled; Stalled -> Failed when the "
                               f"pilot is not Running, else after {int(self.dirac['failed_time'])} s more")
         if name == "pilot-abort":
-            self.log.rule(sc, "RSS pilot efficiency per CE: (total-Aborted)/total over the last day; "
-                              "<= 90% Degraded, <= 50% Banned, no decision up to 10 pilots")
+            self.log.rule(sc, "RSS PilotEfficiency per CE: (total-Aborted)/total of its pilots not Done/Aborted "
+                              "plus those Done/Aborted in the last day; <= 90% Degraded, <= 50% Banned; "
+                              "Banned -> Probing -> Active")
         if name in ("no-matching", "cvmfs-broken"):
             self.log.rule(sc, "none: no DIRAC mechanism reacts to this fault")
-        if name in ("user-broken", "site-software"):
+        if name in ("user-broken", "site-software") and job_efficiency:
             whose = "owners" if name == "user-broken" else "owner groups"
             self.log.rule(sc, "RSS JobEfficiency per site: (Done+Completed)/(Done+Completed+Failed) of the jobs whose "
                               "JobDB Site is the site, over 30 min; < 0.9 Degraded, < 0.5 Banned, no decision under "
@@ -767,6 +909,8 @@ class Engine:
             self._users = [u for u in USERS if u[0] not in self.broken] or list(USERS)
         elif name == "site-software":
             self.software.pop(sc.site, None)
+        elif name == "input-fetch":
+            self.fetch_broken.pop(sc.host or sc.site, None)
         self._operator_reset(sc)
 
     def _reconnect(self, site: Site) -> None:
@@ -780,7 +924,8 @@ class Engine:
                 self._pilot_status(pilot, *pilot.pending)
 
     def _operator_reset(self, sc: Scenario) -> None:
-        """After a fault is fixed the site admin has DIRAC's bans lifted (RSS would not do it alone)."""
+        """After a fault is fixed the site admin has DIRAC's bans lifted and the efficiency windows forgotten
+        (RSS alone would keep a CE Banned while a day of aborted pilots counts against it)."""
         for site in [s for s in self.topo.sites if sc.concerns(s.name, None)]:
             if self.site_status[site] != "Active":
                 self.site_status[site] = "Active"

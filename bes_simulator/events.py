@@ -118,5 +118,8 @@ class EventLog:
 
 
 def _could_cause(sc: Scenario, key: str) -> bool:
-    """RSS's JobEfficiency policy reacts to failed jobs: never to a fault that fails none."""
+    """RSS's JobEfficiency policy reacts to failed jobs: never to a fault that fails none; the JobWrapper
+    reschedules only jobs whose input cannot be fetched."""
+    if key.startswith("JobWrapper:"):
+        return sc.name == "input-fetch"
     return not (key.startswith("RSS:JobEfficiency") and sc.name in FAILS_NO_JOBS)

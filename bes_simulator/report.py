@@ -37,6 +37,9 @@ from typing import Any
 from .scenarios import FAILS_NO_JOBS
 from .topology import ConfigError
 
+# DIRAC's reactions the simulator models from DIRAC's code (docs/simulator.md, "DIRAC's reactions"): the only
+# ones "DIRAC reacts" / "DIRAC decides" report. RSS:JobEfficiency appears only when the run opted in to it.
+REACTIONS = ("StalledJobAgent:", "JobWrapper:", "RSS:PilotEfficiency ", "RSS:JobEfficiency ")
 LINGER = 1800.0  # a fault's failures stay in the rules' 30-min windows this long after it ends
 JOB_FAILURE_ALERTS = ("JobFailure", "BlackHole", "UserJobs", "Central")  # alert name parts
 
@@ -111,9 +114,10 @@ def _fmt(seconds: float | None) -> str:
 
 
 def _dirac(sc: dict[str, Any]) -> tuple[tuple[float, str] | None, tuple[float, str] | None]:
-    """DIRAC's first reaction (any action or threshold) and its first decisive one (jobs Failed, a ban)."""
-    seen = [(v["sim"], f"{k} (threshold)") for k, v in sc.get("dirac_expected", {}).items()]
-    seen += [(v["sim"], k) for k, v in sc.get("dirac_actions", {}).items()]
+    """DIRAC's first modelled reaction (any action or threshold, see REACTIONS) and its first decisive one (jobs
+    Failed, a ban)."""
+    seen = [(v["sim"], f"{k} (threshold)") for k, v in sc.get("dirac_expected", {}).items() if k.startswith(REACTIONS)]
+    seen += [(v["sim"], k) for k, v in sc.get("dirac_actions", {}).items() if k.startswith(REACTIONS)]
     decisive = [c for c in seen if c[1].split(" (")[0].endswith(("Failed", "Banned"))]
     return (min(seen) if seen else None), (min(decisive) if decisive else None)
 

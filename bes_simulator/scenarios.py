@@ -16,6 +16,9 @@ cvmfs-broken         a site                  only its fake CVMFS root breaks: jo
 user-broken          an owner (DIRAC user)   the owner's workflow fails wherever it runs: ``share`` of
                                              the new jobs, some failed by the optimizers before running
 site-software        a site                  a release is missing there: one owner ``group``'s jobs fail
+input-fetch          a worker node or site   its jobs cannot download their input sandbox (``what``:
+                                             sandbox) or resolve their input data (data): the
+                                             JobWrapper reschedules them, Failed after MaxRescheduling
 ===================  ======================  ==========================================================
 """
 
@@ -43,10 +46,15 @@ PARAMS: dict[str, dict[str, Any]] = {
     "user-broken": {"share": 0.1, "site": None, "concentration": 0.0, "fail_after": [60.0, 300.0],
                     "before_running": 0.3},
     "site-software": {"group": "bes_prod", "fail_after": [30.0, 180.0]},
+    # what: the input that cannot be fetched (sandbox or data); fail_after: after the JobWrapper starts.
+    "input-fetch": {"what": "sandbox", "fail_after": [10.0, 60.0]},
 }
+FETCH_WHAT = ("sandbox", "data")
 TARGET_KIND = {"black-hole-host": "host", "pilot-abort": "ce", "heartbeat-loss": "site", "no-matching": "site",
-               "central-failure": None, "cvmfs-broken": "site", "user-broken": "owner", "site-software": "site"}
-FAIL_AFTER_MAX = {"user-broken": 1800.0, "site-software": 1800.0}  # "within minutes": at most 30 min
+               "central-failure": None, "cvmfs-broken": "site", "user-broken": "owner", "site-software": "site",
+               "input-fetch": "host|site"}
+# "within minutes": at most 30 min (10 for a failed download)
+FAIL_AFTER_MAX = {"user-broken": 1800.0, "site-software": 1800.0, "input-fetch": 600.0}
 FAILS_NO_JOBS = ("pilot-abort", "no-matching", "cvmfs-broken")  # no job fails by them: RSS JobEfficiency is not theirs
 _SPEC = re.compile(r"^(?P<name>[a-z-]+)(?::(?P<target>[^@+]+))?(?:@(?P<at>[^+]+))?(?:\+(?P<dur>.+))?$")
 _TIMELINE_KEYS = {"name", "at", "duration", "target"}
@@ -131,6 +139,10 @@ def _param(name: str, key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a site name of the topology, e.g. BES.WHU.cn")
         return value
+    if key == "what":
+        if value not in FETCH_WHAT:
+            raise ConfigError(f"{where}: expected one of {', '.join(FETCH_WHAT)}")
+        return value
     if key == "group":
         if value not in GROUPS:
             raise ConfigError(f"{where}: expected an owner group the simulator submits as: {', '.join(GROUPS)}")
@@ -172,6 +184,8 @@ class Scenario:
             self.record["owner_failures"] = {"before_running": {}, "after_running": 0, "sites": {}}
         if spec.name == "site-software":  # the group's jobs failed at the site, per owner
             self.record["group_failures"] = {"jobs": 0, "owners": {}}
+        if spec.name == "input-fetch":  # the JobWrapper's reschedules there, and jobs Failed at MaxRescheduling
+            self.record["reschedules"] = {"rescheduled": 0, "failed": 0}
 
     @property
     def name(self) -> str:
@@ -224,6 +238,15 @@ def resolve(spec: ScenarioSpec, topo: Topology, where: str | None = None) -> Sce
                 raise ConfigError(f"{where}.site: site {spec.params['site']!r} is not in {topo.source}; "
                                   "use a site it lists")
         return Scenario(spec, owner=name, focus=focus)
+    if kind == "host|site":
+        host = topo.host(name)
+        if host is not None:
+            return Scenario(spec, site=host.ce.site, host=host)
+        site = topo.site(name)
+        if site is None:
+            raise ConfigError(f"{where} {spec.name}: {name!r} is neither a worker node nor a site of {topo.source}; "
+                              "use one it lists")
+        return Scenario(spec, site=site)
     if kind == "host":
         host = topo.host(name)
         if host is None:

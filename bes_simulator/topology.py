@@ -16,7 +16,7 @@ import yaml
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("topology.yml")
 SCENARIO_NAMES = ("black-hole-host", "pilot-abort", "heartbeat-loss", "no-matching", "central-failure",
-                  "cvmfs-broken", "user-broken", "site-software")
+                  "cvmfs-broken", "user-broken", "site-software", "input-fetch")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 _HOST_OK = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?$")
 
@@ -82,7 +82,7 @@ class Topology:
     """Sites plus the parameters of DIRAC, the workload and the pilots."""
 
     sites: list[Site]
-    dirac: dict[str, float]
+    dirac: dict[str, Any]
     workload: dict[str, Any]
     pilots: dict[str, float]
     cvmfs_repositories: list[str]
@@ -103,14 +103,18 @@ class Topology:
         return next((h for s in self.sites for c in s.ces for h in c.hosts if h.name == name), None)
 
 
-DIRAC_DEFAULTS = {
+DIRAC_DEFAULTS: dict[str, Any] = {
     "heartbeat_period": 1800.0,       # Watchdog CheckingTime
     "stalled_time": 4500.0,           # StalledJobAgent: (StalledTimeHours 2 + 0.5) x CheckingTime
     "failed_time": 11700.0,           # StalledJobAgent: (FailedTimeHours 6 + 0.5) x CheckingTime
     "stalled_agent_period": 3600.0,   # StalledJobAgent PollingTime
     "matched_time": 7200.0,           # StalledJobAgent MatchedTime: Matched longer -> rescheduled
     "rss_period": 300.0,              # how often the RSS policies are evaluated
-    "job_efficiency_window": 1800.0,  # JobEfficiency policy timespan
+    "job_efficiency_window": 1800.0,  # JobEfficiency policy timespan (Policy/Configurations.py: 1800)
+    # RSS JobEfficiency, opt-in: stock DIRAC 9.1 runs it onlyCache, and CacheFeederAgent never feeds the job cache
+    # (Agent/CacheFeederAgent.py: Downtime, GOCDBSync, FreeDiskSpace, Pilot), so it answers Unknown. True models
+    # an instance that feeds the job cache.
+    "job_efficiency": False,
     "pilot_efficiency_window": 86400.0,  # PilotAgentsDB summary: final pilots of the last day
 }
 WORKLOAD_DEFAULTS: dict[str, Any] = {
@@ -165,7 +169,11 @@ def _section(data: dict, name: str, defaults: dict, src: str) -> dict:
         where = f"{src}: {name}.{key}"
         if key not in defaults:
             raise ConfigError(f"{where}: unknown key; valid keys are {', '.join(sorted(defaults))}")
-        if isinstance(defaults[key], dict):
+        if isinstance(defaults[key], bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            out[key] = value
+        elif isinstance(defaults[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: must be a mapping with keys {', '.join(sorted(defaults[key]))}")
             sub = dict(defaults[key])

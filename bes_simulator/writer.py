@@ -27,6 +27,8 @@ _JDL_SITE = re.compile(r'\bSite\s*=\s*(\{[^}]*\}|"[^"]*")')
 # shrinks; 1213 deadlock) or time a lock wait out (1205): the transaction is rebuilt and the statement retried.
 RETRYABLE = (1205, 1206, 1213)
 RETRIES = 5
+MAX_RESCHEDULING = 3  # JobDB's MaxRescheduling default (WorkloadManagementSystem/DB/JobDB.py)
+MAX_RESCHEDULING_REACHED = "Maximum of reschedulings reached"  # JobDB.rescheduleJob beyond it
 
 
 def utcnow() -> dt.datetime:
@@ -62,6 +64,7 @@ class DiracWriter:
 
     # ---- statements, and the journal that lets a transaction survive a transient error --------------
 
+    max_rescheduling = MAX_RESCHEDULING  # JobDB's CS option MaxRescheduling
     journal: list[tuple[str, object, bool]] | None = None  # the open transaction's writes (begin() .. commit())
     recovered = 0  # transactions rebuilt after a transient error
 
@@ -285,13 +288,22 @@ class DiracWriter:
         self.set_attributes(job_id, MinorStatus=minor, when=when)
         self._log(job_id, "Failed", minor, "idem", "StalledJobAgent", when)
 
-    def reschedule(self, job_id: int, *, when: dt.datetime | None = None) -> None:
-        """JobDB.rescheduleJob: job parameters to the attic (8.0: JobParameters; 9.1 keeps them in
-        OpenSearch), optimizer parameters dropped; Status Received without LUT, then counter+1, 'Job
-        Rescheduled', ApplicationStatus 'Unknown', LUT = RescheduleTime, Site from the JDL ('ANY' for most
-        jobs); Start/End/HeartBeat times kept. One LoggingInfo record."""
+    def reschedule(self, job_id: int, *, source: str = "JobManager", when: dt.datetime | None = None) -> bool:
+        """JobDB.rescheduleJob via Utilities/Utils.py rescheduleJobs (JobManager, or StalledJobAgent's kick).
+
+        Within MaxRescheduling (JobDB, default 3): job parameters to the attic (8.0: JobParameters; 9.1 keeps
+        them in OpenSearch), optimizer parameters dropped; Status Received without LUT, then counter+1, 'Job
+        Rescheduled', ApplicationStatus 'Unknown', LUT = RescheduleTime, Site from the JDL ('ANY' for most jobs);
+        Start/End/HeartBeat times kept; one LoggingInfo record from ``source``. Beyond it: JobDB.setJobStatus
+        Failed / 'Maximum of reschedulings reached' (Status with LUT, then MinorStatus with LUT; no LoggingInfo,
+        Site and EndExecTime untouched). Returns whether the job was rescheduled."""
         when = when or self.clock()
         db = self.dbs.jobdb
+        counter = self._one(f"SELECT RescheduleCounter FROM `{db}`.Jobs WHERE JobID=%s", (job_id,))[0]
+        if int(counter) + 1 > self.max_rescheduling:
+            self.set_attributes(job_id, Status="Failed", when=when)
+            self.set_attributes(job_id, MinorStatus=MAX_RESCHEDULING_REACHED, when=when)
+            return False
         if self.old:
             self._x(f"INSERT IGNORE INTO `{db}`.AtticJobParameters (JobID, Name, Value, RescheduleCycle)"
                     f" SELECT p.JobID, p.Name, p.Value, j.RescheduleCounter FROM `{db}`.JobParameters p"
@@ -305,7 +317,42 @@ class DiracWriter:
             "MinorStatus=%s, ApplicationStatus='Unknown', LastUpdateTime=%s, RescheduleTime=%s WHERE JobID=%s",
             (jdl_site(jdl[0] if jdl else ""), "Job Rescheduled", when, when, job_id),
         )
-        self._log(job_id, "Received", "Job Rescheduled", "Unknown", "JobManager", when)
+        self._log(job_id, "Received", "Job Rescheduled", "Unknown", source, when)
+        return True
+
+    def wrapper_reschedule(self, job_id: int, minor: str, *, stored: tuple[str, ...] = (),
+                           when: dt.datetime | None = None) -> bool:
+        """JobWrapper/JobWrapperUtilities.py rescheduleFailedJob after a failed step (``minor``: 'Downloading
+        InputSandbox', 'Input Data Resolution', ...): the JobReport's stored records (``stored``: MinorStatus
+        reports of the step not sent yet), ApplicationStatus 'Failed <minor> ' (DIRAC's trailing space), then
+        Status Rescheduled with ``minor``, sent as one setJobStatusBulk from 'JobWrapper' (one LoggingInfo record
+        each, LUT and HeartBeatTime moved); then JobManager.rescheduleJob (``reschedule``). Returns whether the
+        job was rescheduled (False: Failed at MaxRescheduling)."""
+        when = when or self.clock()
+        for step in stored:
+            self.set_status(job_id, None, step, when=when)
+        self.set_status(job_id, None, None, f"Failed {minor} ", when=when)
+        self.set_status(job_id, "Rescheduled", minor, when=when)
+        return self.reschedule(job_id, when=when)
+
+    def hold(self, job_id: int, reschedules: int, *, when: dt.datetime | None = None) -> None:
+        """The optimizers on a rescheduled job: Checking, then JobScheduling (Executor/JobScheduling.py
+        optimizeJob) holds it RescheduleDelays after the RescheduleTime: ApplicationStatus 'On Hold: after
+        rescheduling <N>', logged from 'JobScheduling'. ``release`` moves it to Waiting after the delay."""
+        when = when or self.clock()
+        self.set_attributes(job_id, Status="Checking", when=when)
+        self.set_attributes(job_id, MinorStatus="JobScheduling", when=when)
+        self._log(job_id, "Checking", "JobScheduling", "Unknown", "Optimizers", when)
+        message = f"On Hold: after rescheduling {reschedules}"
+        self.set_attributes(job_id, ApplicationStatus=message, when=when)
+        self._log(job_id, "idem", "idem", message, "JobScheduling", when)
+
+    def release(self, job_id: int, *, when: dt.datetime | None = None) -> None:
+        """JobScheduling after the hold: the job goes to the TaskQueue, Waiting / 'Pilot Agent Submission'."""
+        when = when or self.clock()
+        self.set_attributes(job_id, Status="Waiting", when=when)
+        self.set_attributes(job_id, MinorStatus="Pilot Agent Submission", when=when)
+        self._log(job_id, "Waiting", "Pilot Agent Submission", "Unknown", "Optimizers", when)
 
     def _status(self, job_id: int) -> str | None:
         row = self._one(f"SELECT Status FROM `{self.dbs.jobdb}`.Jobs WHERE JobID=%s", (job_id,))

@@ -9,11 +9,20 @@ visible (1 s resolution)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 
 import pytest
-from dirac_harness import FINAL, MISSING_SANDBOX, MISSING_SANDBOX_ERROR, ROW_COLUMNS, DiracHarness, Row
+from dirac_harness import (
+    FINAL,
+    MAX_RESCHEDULING,
+    MISSING_SANDBOX,
+    MISSING_SANDBOX_ERROR,
+    ROW_COLUMNS,
+    DiracHarness,
+    Row,
+)
 
 from bes_simulator.writer import DiracWriter
 
@@ -176,6 +185,36 @@ def effects(module_env) -> dict[str, tuple[Effect, Effect]]:
     out["optimizer failure: ApplicationStatus, LoggingInfo record"] = tuple(
         Effect(frozenset(), False, (), (h.row(job).ApplicationStatus, *last_record(env, job)))
         for job in (state["jd"], state["jw"]))
+    # a fifth: the JobWrapper cannot download its input sandbox (JobWrapperUtilities.rescheduleFailedJob: the
+    # JobReport's stored records in one setJobStatusBulk, then JobManager.rescheduleJob), until MaxRescheduling
+    submit_d()
+    submit_w()
+    to_running()
+
+    def wrapper_d() -> None:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        updates = [{"MinorStatus": "Downloading InputSandbox"}, {"MinorStatus": "Failed Downloading InputSandbox"},
+                   {"ApplicationStatus": "Failed Downloading InputSandbox "},
+                   {"Status": "Rescheduled", "MinorStatus": "Downloading InputSandbox"}]
+        h.report_bulk(state["jd"], [(now + dt.timedelta(microseconds=10 * i), {**u, "Source": "JobWrapper"})
+                                    for i, u in enumerate(updates)])
+        h.reschedule(state["jd"])
+
+    nd, nw = (len(log_rows(env, state[k])) for k in ("jd", "jw"))
+    stored = ("Downloading InputSandbox", "Failed Downloading InputSandbox")
+    compare("JobWrapper reschedule (input sandbox)", wrapper_d,
+            lambda: w.wrapper_reschedule(state["jw"], "Downloading InputSandbox", stored=stored))
+    out["JobWrapper reschedule: LoggingInfo records, ApplicationStatus"] = tuple(
+        Effect(frozenset(), False, tuple(env.query(
+            f"SELECT Status, MinorStatus, ApplicationStatus, StatusSource FROM `{env.dbs.logdb}`.LoggingInfo"
+            " WHERE JobID=%s ORDER BY SeqNum", (job,))[n:]), (h.row(job).ApplicationStatus,))
+        for job, n in ((state["jd"], nd), (state["jw"], nw)))
+    w.max_rescheduling = MAX_RESCHEDULING  # the harness's JobDB MaxRescheduling
+    for _ in range(MAX_RESCHEDULING - 1):
+        h.reschedule(state["jd"])
+        w.reschedule(state["jw"])
+    compare("reschedule beyond MaxRescheduling (Failed)", lambda: h.reschedule(state["jd"]),
+            lambda: w.reschedule(state["jw"]))
     # submission: the columns the exporter reads are set, and LastUpdateTime = SubmissionTime
     d, wr = submitted
     out["submit: LastUpdateTime = SubmissionTime"] = tuple(
@@ -193,6 +232,8 @@ ACTIONS = [
     "reschedule while Running (Site from the JDL)",
     "delete while Waiting (killed first)", "delete while Running (ends Killed)",
     "optimizer failure (JobSanity)", "optimizer failure: ApplicationStatus, LoggingInfo record",
+    "JobWrapper reschedule (input sandbox)", "JobWrapper reschedule: LoggingInfo records, ApplicationStatus",
+    "reschedule beyond MaxRescheduling (Failed)",
 ]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
+import yaml
 
 from bes_simulator import cli
 
@@ -102,15 +103,24 @@ class Run:
         return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(clock["origin_epoch"] + sim / clock["speed"]))
 
 
+def small_topology(path: Path, **dirac) -> str:
+    """The small topology with ``dirac`` settings changed (e.g. ``job_efficiency=True``), written to ``path``."""
+    data = yaml.safe_load(Path(SMALL).read_text())
+    data.setdefault("dirac", {}).update(dirac)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 def simulate_parallel(tmp: Path, runs: dict[str, tuple], timeout: float = 150) -> dict[str, Run]:
     """Run several ``--once`` simulations at the same time (the database is latency-bound, not busy).
 
-    ``runs`` maps a name to ``(generation, duration, *extra_args)``.
+    ``runs`` maps a name to ``(generation, duration, *extra_args)``; the small topology unless they give one.
     """
     procs = {}
     for name, (generation, duration, *extra) in runs.items():
         prefix, state = new_prefix(), tmp / name
-        argv = [*db_args(prefix), "--generation", generation, "--topology", SMALL, "--once", "--duration", duration,
+        topology = [] if "--topology" in extra else ["--topology", SMALL]
+        argv = [*db_args(prefix), "--generation", generation, *topology, "--once", "--duration", duration,
                 "--speed", str(SPEED), "--seed", SEED, "--state-dir", str(state), "--quiet", *extra]
         proc = subprocess.Popen([sys.executable, "-m", "bes_simulator", *argv], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

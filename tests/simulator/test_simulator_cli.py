@@ -70,6 +70,7 @@ def test_bad_options_are_one_line_errors(argv, words):
     ("sites: []\n", ["'sites' must be a non-empty list"]),
     ("dirac: {stalled_tme: 10}\nsites: []\n", ["dirac.stalled_tme", "unknown key", "stalled_time"]),
     ("workload: {failure_rate: 2}\nsites: []\n", ["workload.failure_rate", "between 0 and 1"]),
+    ("dirac: {job_efficiency: 1}\nsites: []\n", ["dirac.job_efficiency", "true or false"]),
     ("sites:\n  - {name: BES.X.cn, ces: [{name: ce.x.cn, slots: 4, hosts: {pattern: wn, count: 2}}]}\n",
      ["hosts.pattern", "{n}"]),
     ("sites: [\n", ["not valid YAML"]),
@@ -113,6 +114,8 @@ def test_bad_timeline_names_file_and_key(tmp_path):
     ("{name: user-broken, site: BES.NOWHERE.cn, concentration: 0.5}", ["scenarios[0].site", "BES.NOWHERE.cn"]),
     ("{name: user-broken, target: 'bad name'}", ["scenarios[0]", "'bad name'", "DIRAC user name"]),
     ("{name: user-broken, fail_after: [60, 2h]}", ["scenarios[0].fail_after", "1800"]),
+    ("{name: input-fetch, what: cvmfs}", ["scenarios[0].what", "sandbox, data"]),
+    ("{name: input-fetch, target: BES.NOWHERE.cn}", ["input-fetch", "neither a worker node nor a site"]),
     ("{name: user-broken, before_running: -0.1}", ["scenarios[0].before_running", "between 0 and 1"]),
     ("{name: site-software, group: bes_admin}", ["scenarios[0].group", "bes_prod, bes_user"]),
     ("{name: site-software, target: BES.NOWHERE.cn}", ["scenarios[0]", "BES.NOWHERE.cn", "is not in"]),
@@ -128,10 +131,11 @@ def test_bad_blame_options_name_file_and_key(tmp_path, item, words):
 def test_list_scenarios_shows_targets_and_options(capsys):
     rc, _ = run_cli("--list-scenarios", "--topology", SMALL)
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert rc == 0 and len(lines) == 8
+    assert rc == 0 and len(lines) == 9
     assert lines["user-broken"].split()[1:4] == ["target", "owner", "default"] and " liuhm " in lines["user-broken"]
     assert "share=0.1" in lines["user-broken"] and "before_running=0.3" in lines["user-broken"]
     assert "BES.WHU.cn" in lines["site-software"] and "group=bes_prod" in lines["site-software"]
+    assert lines["input-fetch"].split()[1:3] == ["target", "host|site"] and "what=sandbox" in lines["input-fetch"]
 
 
 def test_database_errors_are_one_line(mariadb, tmp_path):

@@ -172,8 +172,12 @@ def test_cvmfs_broken_is_probe_only(old):
 def test_site_mask_rows_old_schema(old):
     mask = dict(old.query("SELECT Site, Status FROM {job}.SiteMask"))
     assert set(mask) == {USTC, JINR, UCAS, WHU, SJTU, IHEP}
-    assert mask[IHEP] == "Active" and mask[JINR] == "Banned"  # every job there failed: RSS bans it
-    assert _one(old, "SELECT COUNT(*) FROM {job}.SiteMaskLogging WHERE Site=%s AND Status='Banned'", (JINR,)) == 1
+    # RSS JobEfficiency is off by default (stock DIRAC never feeds its job cache): every job at JINR failed and
+    # the black hole failed many at USTC, yet no site is banned.
+    assert set(mask.values()) == {"Active"}
+    assert _one(old, "SELECT COUNT(*) FROM {job}.SiteMaskLogging WHERE Status='Banned'") == 0
+    assert not [a for a in old.events["dirac_actions"] if a["action"].startswith("JobEfficiency")]
+    assert any("CacheFeederAgent never feeds" in r for r in old.scenario("heartbeat-loss")["dirac_rules"])
 
 
 def test_central_failure_fails_every_site_then_recovers(new):
@@ -196,7 +200,7 @@ def test_new_schema_rows(new):
     tables = {r[0] for r in new.query("SHOW TABLES FROM {job}")}
     assert "JobParameters" not in tables and "SiteMask" not in tables
     status = dict(new.query("SELECT Name, Status FROM {rss}.SiteStatus WHERE StatusType='all'"))
-    assert len(status) == 6 and set(status.values()) <= {"Active", "Degraded", "Banned"}
+    assert len(status) == 6 and set(status.values()) <= {"Active", "Degraded", "Probing", "Banned"}
     assert {r[0] for r in new.query("SELECT DISTINCT VO FROM {job}.Jobs")} == {"bes"}
     assert _one(new, "SELECT COUNT(*) FROM {pilot}.JobToPilotMapping") > 50
 
@@ -236,3 +240,34 @@ def test_report_compares_alerts_with_dirac(old, tmp_path):
     assert rows["no-matching"]["alert"] is None and rows["no-matching"]["dirac_reacts"] == "none"
     table = report.render(report.build(old.events, alerts))
     assert "heartbeat-loss" in table and "DIRAC fails jobs / bans" in table
+
+
+def test_input_fetch_jobs_are_rescheduled_then_failed_at_max_rescheduling(new):
+    """JobWrapperUtilities.rescheduleFailedJob as DIRAC writes it: the JobWrapper's records, JobManager's
+    reschedule (Site back to the JDL's), JobScheduling's hold, and Failed once RescheduleCounter is 3."""
+    sc = new.scenario("input-fetch")
+    rec = sc["reschedules"]
+    assert rec["rescheduled"] >= 6 and rec["failed"] >= 2
+    assert sc["dirac_actions"]["JobWrapper:Rescheduled"]["minor"] == "Downloading InputSandbox"
+    failed = new.query("SELECT JobID, Site, ApplicationStatus, RescheduleCounter FROM {job}.Jobs WHERE "
+                       "MinorStatus='Maximum of reschedulings reached'")
+    assert len(failed) == rec["failed"]
+    assert {r[1:] for r in failed} == {(WHU, "Failed Downloading InputSandbox ", 3)}
+    log = new.query("SELECT Status, MinorStatus, ApplicationStatus, StatusSource FROM {log}.LoggingInfo "
+                    "WHERE JobID=%s ORDER BY SeqNum", (failed[0][0],))
+    wrapper = [("idem", "Downloading InputSandbox", "idem", "JobWrapper"),
+               ("idem", "Failed Downloading InputSandbox", "idem", "JobWrapper"),
+               ("idem", "idem", "Failed Downloading InputSandbox ", "JobWrapper"),
+               ("Rescheduled", "Downloading InputSandbox", "idem", "JobWrapper")]
+    starts = [i for i, r in enumerate(log) if r == wrapper[0]]
+    assert len(starts) == 4 and all(log[i:i + 4] == wrapper for i in starts)
+    for n, i in enumerate(starts[:3], 1):  # rescheduled, held, Waiting, matched again
+        assert log[i + 4] == ("Received", "Job Rescheduled", "Unknown", "JobManager")
+        assert log[i + 6] == ("idem", "idem", f"On Hold: after rescheduling {n}", "JobScheduling")
+        assert log[i + 7][:2] == ("Waiting", "Pilot Agent Submission")
+    assert log[-1] == wrapper[-1]  # the 4th failure: JobDB fails the job without a LoggingInfo record
+    # A rescheduled job sent to ANY site gets its JDL's Site back (until matched again), and runs elsewhere.
+    anywhere = new.query("SELECT j.Site, j.Status FROM {job}.Jobs j JOIN {job}.JobJDLs d USING (JobID) WHERE "
+                         "j.RescheduleCounter > 0 AND d.OriginalJDL LIKE '%%Site = \"ANY\"%%'")
+    assert {site for site, _ in anywhere} - {WHU, "ANY"}
+    assert all(site == "ANY" for site, status in anywhere if status in ("Received", "Checking", "Waiting"))
