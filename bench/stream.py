@@ -181,8 +181,8 @@ class LiveDirac:
         if not self.pools["failed"]:
             return False
         job, _ = self.pools["failed"].take(self.rng)
-        self.w.reschedule(job)
-        self.pools["received"].add(job, "ANY")
+        if self.w.reschedule(job):  # past MaxRescheduling the job stays Failed, and leaves the stream
+            self.pools["received"].add(job, "ANY")
         return True
 
     def _pilot(self) -> None:

@@ -47,9 +47,9 @@ def fast_rules(out: Path) -> Path:
 
 
 def write_scenario(w, ago) -> None:
-    """Healthy, failing, black-hole, heartbeat-cut and not-matching sites, and their CEs' pilots; one owner's
-    workflow failing at the black-hole and the heartbeat-cut sites (too few jobs there to judge those sites by)
-    and in the optimizers."""
+    """Healthy, failing (and rescheduling), black-hole, heartbeat-cut and not-matching sites, and their CEs'
+    pilots; one owner's workflow failing at the black-hole and the heartbeat-cut sites (too few jobs there to
+    judge those sites by) and in the optimizers."""
     for i in range(15):
         j = w.submit()
         w.run_to(j, OK_SITE, "Done", "Execution Complete", host=f"wn{i % 5:02d}.ihep.test")
@@ -64,6 +64,12 @@ def write_scenario(w, ago) -> None:
         j = w.submit(when=ago(900))
         w.run_to(j, FAIL_SITE, "Failed", "Application Finished With Errors", host=f"wn{i % 3:02d}.whu.test")
     w.run_to(w.submit(), FAIL_SITE, "Done", host="wn00.whu.test")
+    for _ in range(2):  # the JobWrapper could not fetch the input sandbox: rescheduled (the JDL names the site)
+        j = w.submit(site=FAIL_SITE)
+        w.optimize(j)
+        w.match(j, FAIL_SITE)
+        w.set_status(j, "Running", "Application", "Running")
+        w.wrapper_reschedule(j, "Downloading InputSandbox")
     for _ in range(8):  # a black hole: fails in seconds
         w.run_to(w.submit(), BH_SITE, "Failed", "Job has insufficient disk space to continue", host="bh01.ustc.test")
     for i in range(14):
