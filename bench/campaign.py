@@ -59,7 +59,7 @@ PLACE_GAP = 7200.0  # healthy stretch between two faults on the same site or own
 PROBE_ONLY = ("cvmfs-broken",)  # kinds only the probes see: their targets are probed sites
 DURATION = (5400, 16200)  # a per-place fault lasts 1h30m-4h30m (simulated seconds)
 GLOBAL_DURATION = (1200, 3600)  # a fault of every site, 20 min-1 h
-QUICK_DURATION = (2700, 3600)  # --quick: every per-place fault at once for 45 min-1 h, then each global one
+QUICK_DURATION = (5400, 6600)  # --quick: every per-place fault at once for 1h30m-1h50m, then each global one
 QUICK_GAP = 1200.0  # --quick: before and after each global fault
 STALL_BEFORE, STALL_AFTER = 90.0, 5.0  # real s: an alert this soon after (before) a stall may be the stall's
 
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     s = None
     try:
         timeline = workdir / "timeline.yml"
-        timeline.write_text("# bench/alerts: seeded random faults\n")  # settings() checks that it loads
+        timeline.write_text("scenarios: []\n")  # settings() checks that it loads; the plan needs its probe sites
         s = _settings(workdir, timeline, args)
         faults, end = plan(args.seed, load_topology(scale=args.scale), s.probe_sites, args.quick, args.days,
                            args.per_kind)
