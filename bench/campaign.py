@@ -211,13 +211,27 @@ def _settings(workdir: Path, timeline: Path, args: argparse.Namespace) -> cli.Se
 
 
 def _drop(s: cli.Settings) -> None:
-    conn = cli._connect(s)
+    conn = pymysql.connect(host=s.db["host"], port=s.db["port"], user=s.db["user"], password=s.db["password"],
+                           connect_timeout=5, read_timeout=60, autocommit=True)
     try:
         with conn.cursor() as cur:
             for name in ("JobDB", "PilotAgentsDB", "JobLoggingDB", "ResourceStatusDB", "bes_simulate"):
                 cur.execute(f"DROP DATABASE IF EXISTS `{s.db_prefix}{name}`")
     finally:
         conn.close()
+
+
+def stop(s: cli.Settings) -> None:
+    """Stop what the demo started (``bes_demo down``: components, probe jobs), its lines on stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        cli.down(s)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(line.strip() for line in path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def _sim_now(s: cli.Settings) -> float:
@@ -238,17 +252,14 @@ def run_stack(s: cli.Settings, end: float) -> tuple[dict[str, Any], list[dict[st
             missing = expected - set(cli.running(s))
             if missing:
                 name = sorted(missing)[0]
-                raise CampaignError(f"{name} stopped at t={hm(now)} simulated: {cli._tail(s.logs / f'{name}.log')}")
+                raise CampaignError(f"{name} stopped at t={hm(now)} simulated: {_tail(s.logs / f'{name}.log')}")
             if time.monotonic() - last_say > 60:
                 last_say = time.monotonic()
                 print(f"{PROG}: t={hm(now)} of {hm(end)} simulated", file=sys.stderr, flush=True)
             time.sleep(min(5.0, max(0.5, (end - now) / s.speed)))
-        deadline = time.monotonic() + 30  # the simulator writes the last step, the alert log polls once more
-        while not cli._caught_up(s) and time.monotonic() < deadline:
-            time.sleep(1)
-        time.sleep(5)
+        time.sleep(5)  # the simulator writes the last steps, the alert log polls once more
     finally:
-        cli._stop_all(s)
+        stop(s)
     alerts = report.load_alerts(str(s.alert_log)) if s.alert_log.exists() else []
     return report.load_events(str(s.events)), alerts, up_at
 
@@ -416,8 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if s is not None:
-            cli._stop_all(s)
-            with contextlib.suppress(cli.DemoError, pymysql.err.MySQLError):
+            with contextlib.suppress(cli.DemoError):
+                stop(s)
+            with contextlib.suppress(pymysql.err.MySQLError):
                 _drop(s)
         if ok and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
