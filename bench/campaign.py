@@ -369,7 +369,8 @@ def render(res: dict[str, Any]) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = OneLineParser(prog=PROG, description="The alert campaign: many random faults of every scenario kind on the "
+                      "demo stack; detection, time to the first alert, lead on DIRAC, false alarms.")
     p.add_argument("--json", required=True, metavar="FILE", help="write the results here")
     p.add_argument("--quick", action="store_true", help="every kind once, a few minutes (the test suite's run)")
     p.add_argument("--seed", type=int, default=1, help="seed of the timeline and the simulator (default 1)")
@@ -386,6 +387,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--days {args.days:g}: must be more than 0 and at most 30")
     if not 1 <= args.per_kind <= 100:
         p.error(f"--per-kind {args.per_kind}: must be from 1 to 100")
+    if not 1 <= args.speed <= 60:
+        p.error(f"--speed {args.speed:g}: must be from 1 to 60 (DATETIME has 1-s resolution)")
+    if not 0.05 <= args.scale <= 4:
+        p.error(f"--scale {args.scale:g}: must be from 0.05 to 4")
     return args
 
 

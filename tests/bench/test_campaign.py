@@ -78,6 +78,7 @@ def test_quick_campaign_scores_every_injected_fault(mariadb, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--json", "x.json", "--days", "0"], "--days"),
     (["--json", "x.json", "--per-kind", "0"], "--per-kind"),
+    (["--json", "x.json", "--speed", "120"], "--speed"),
     (["--quick"], "--json"),
 ])
 def test_campaign_bad_input_one_line_error(args, words, tmp_path):
