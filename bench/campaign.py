@@ -40,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pymysql
 import yaml
@@ -109,6 +109,7 @@ def kinds() -> list[str]:
 
 
 def is_global(kind: str) -> bool:
+    """The kind hits every site (no target)."""
     return kind in scenarios.TARGET_KIND and scenarios.TARGET_KIND[kind] is None
 
 
@@ -234,9 +235,10 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def _sim_now(s: cli.Settings) -> float:
+def _sim_clock(s: cli.Settings) -> Callable[[], float]:
+    """The run's simulated time now (the simulator's clock mapping, from its events file)."""
     clock = json.loads(s.events.read_text())["clock"]
-    return (time.time() - clock["origin_epoch"]) * clock["speed"]
+    return lambda: (time.time() - clock["origin_epoch"]) * clock["speed"]
 
 
 def run_stack(s: cli.Settings, end: float) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
@@ -245,10 +247,11 @@ def run_stack(s: cli.Settings, end: float) -> tuple[dict[str, Any], list[dict[st
     try:
         with contextlib.redirect_stdout(sys.stderr):
             cli.up(s)
-        up_at = _sim_now(s)
+        sim_now = _sim_clock(s)
+        up_at = sim_now()
         expected = set(cli.STOP_ORDER) - ({"agent-submit", "agent-reap"} if not s.probe_sites else set())
         last_say = 0.0
-        while (now := _sim_now(s)) < end:
+        while (now := sim_now()) < end:
             missing = expected - set(cli.running(s))
             if missing:
                 name = sorted(missing)[0]
