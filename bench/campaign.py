@@ -115,12 +115,14 @@ def is_global(kind: str) -> bool:
 
 def pick_target(kind: str, rng: random.Random, topo: Topology,
                 probe_sites: list[str]) -> tuple[str | None, dict[str, Any], frozenset[str]]:
-    """A random target for ``kind``, its timeline options and the places it occupies (``site:``, ``owner:``;
-    ``*`` for every site)."""
+    """A random target for ``kind`` (of one of its target kinds, e.g. ``host|site``), its timeline options and
+    the places it occupies (``site:``, ``owner:``; ``*`` for every site). Options stay at their defaults but for
+    ``user-broken``'s focus site."""
     what = scenarios.TARGET_KIND.get(kind, "?")
     options = scenarios.PARAMS.get(kind, {})
     if what is None:
         return None, {}, frozenset({"*"})
+    what = rng.choice(what.split("|"))
     if what == "host":
         host = rng.choice([h for s in topo.sites for c in s.ces for h in c.hosts])
         return host.name, {}, frozenset({f"site:{host.ce.site.name}"})
