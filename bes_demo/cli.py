@@ -497,8 +497,10 @@ def agent_files(s: Settings, server: DiracServer | None = None) -> Path:
 # ---- up / down / status -----------------------------------------------------------------------------------
 
 
-def _print_urls(s: Settings, out: TextIO = sys.stdout) -> None:
-    """One line per service; every http URL but the Alertmanager API opens a page in a browser."""
+def _print_urls(s: Settings, out: TextIO | None = None) -> None:
+    """One line per service (to ``out``, default the current ``sys.stdout``); every http URL but the
+    Alertmanager API opens a page in a browser."""
+    out = out or sys.stdout
     am = s.url("alertmanager")
     print(f"exporter: {s.url('exporter')}/metrics", file=out)
     print(f"pushgateway: {s.url('pushgateway')}", file=out)

@@ -113,11 +113,13 @@ def _fmt(seconds: float | None) -> str:
     return f"{sign}{m // 60}h{m % 60:02d}m" if m >= 60 else f"{sign}{m}m"
 
 
-def _dirac(sc: dict[str, Any]) -> tuple[tuple[float, str] | None, tuple[float, str] | None]:
+def _dirac(sc: dict[str, Any], until: float = float("inf")) -> tuple[tuple[float, str] | None,
+                                                                     tuple[float, str] | None]:
     """DIRAC's first modelled reaction (any action or threshold, see REACTIONS) and its first decisive one (jobs
-    Failed, a ban)."""
+    Failed, a ban), up to simulated second ``until``."""
     seen = [(v["sim"], f"{k} (threshold)") for k, v in sc.get("dirac_expected", {}).items() if k.startswith(REACTIONS)]
     seen += [(v["sim"], k) for k, v in sc.get("dirac_actions", {}).items() if k.startswith(REACTIONS)]
+    seen = [c for c in seen if c[0] <= until]
     decisive = [c for c in seen if c[1].split(" (")[0].endswith(("Failed", "Banned"))]
     return (min(seen) if seen else None), (min(decisive) if decisive else None)
 
@@ -134,9 +136,9 @@ def blame(labels: dict[str, str]) -> str:
     return "host" if "host" in labels else "site" if "site" in labels else "monitoring"
 
 
-def _span(sc: dict[str, Any]) -> tuple[float, float]:
-    """Simulated seconds in which an alert may be this fault's doing: its run, plus LINGER."""
-    end = sc["ended"]["sim"] + LINGER if sc.get("ended") else float("inf")
+def _span(sc: dict[str, Any], linger: float = LINGER) -> tuple[float, float]:
+    """Simulated seconds in which an alert may be this fault's doing: its run, plus ``linger``."""
+    end = sc["ended"]["sim"] + linger if sc.get("ended") else float("inf")
     return sc["started"]["sim"], end
 
 
@@ -172,51 +174,78 @@ def _wrong(sc: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def wrong_place(doc: dict[str, Any], sc: dict[str, Any], alerts: list[dict[str, Any]],
-                times: list[float]) -> list[dict[str, Any]]:
+                times: list[float], linger: float = LINGER) -> list[dict[str, Any]]:
     """The alerts (with their start in simulated seconds, ``times``) that went to the wrong place for ``sc``."""
-    lo, hi = _span(sc)
+    lo, hi = _span(sc, linger)
     others = [o for o in doc["scenarios"] if o is not sc and o.get("started")]
     out = []
     for alert, t in zip(alerts, times):
         labels = alert["labels"]
         if not lo - 1e-6 <= t <= hi or not _wrong(sc, labels):
             continue
-        if any(_span(o)[0] - 1e-6 <= t <= _span(o)[1] and _explains(o, labels) for o in others):
+        if any(_span(o, linger)[0] - 1e-6 <= t <= _span(o, linger)[1] and _explains(o, labels) for o in others):
             continue
         place = {k: labels[k] for k in ("site", "host", "owner") if k in labels}
         out.append({"alert": labels.get("alertname", "?"), "blame": blame(labels), **place, "after": t - lo})
     return sorted(out, key=lambda w: w["after"])
 
 
-def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """One row per started scenario: the first alert, DIRAC's first reaction and its first decisive action
-    (jobs failed or a ban), with the lead times in simulated seconds."""
+def alert_times(doc: dict[str, Any], alerts: list[dict[str, Any]]) -> list[float]:
+    """Each alert's start in simulated seconds of the run (``sim = (utc - origin) * speed``)."""
     origin, speed = doc["clock"]["origin_epoch"], doc["clock"]["speed"]
+    return [(_epoch(a["startsAt"]) - origin) * speed for a in alerts]
+
+
+def build(doc: dict[str, Any], alerts: list[dict[str, Any]] | None,
+          linger: float | None = None) -> list[dict[str, Any]]:
+    """One row per started scenario: the first alert, DIRAC's first reaction and its first decisive action
+    (jobs failed or a ban), with the lead times in simulated seconds. With ``linger``, only alerts and DIRAC
+    actions up to ``linger`` after the fault's end count (a campaign hits the same place again later), and
+    wrong places are counted over the same span."""
     alerts = alerts or []
-    times = [(_epoch(a["startsAt"]) - origin) * speed for a in alerts]
+    times = alert_times(doc, alerts)
     rows = []
     for sc in doc["scenarios"]:
         if not sc.get("started"):
             continue
         start = sc["started"]["sim"]
+        until = _span(sc, linger)[1] if linger is not None else float("inf")
         first_alert = None
         for alert, t in zip(alerts, times):
-            if t >= start - 1e-6 and _matches(sc, alert["labels"]):
+            if start - 1e-6 <= t <= until and _matches(sc, alert["labels"]):
                 if first_alert is None or t < first_alert[0]:
                     first_alert = (t, alert["labels"].get("alertname", "?"))
         row = {"scenario": sc["name"], "target": _target(sc),
                "start_sim": start, "alert": first_alert[1] if first_alert else None,
                "alert_after": first_alert[0] - start if first_alert else None}
-        for name, found in zip(("dirac_reacts", "dirac_decides"), _dirac(sc)):
+        for name, found in zip(("dirac_reacts", "dirac_decides"), _dirac(sc, until)):
             row[name] = found[1] if found else "none"
             row[f"{name}_after"] = found[0] - start if found else None
             row[f"{name}_lead"] = found[0] - first_alert[0] if (found and first_alert) else None
         fails = sc.get("host_failures_sim")
         if fails is not None and first_alert:
             row["host_failures_before_alert"] = sum(1 for f in fails if f <= first_alert[0])
-        row["wrong_place"] = wrong_place(doc, sc, alerts, times)
+        row["wrong_place"] = wrong_place(doc, sc, alerts, times, LINGER if linger is None else linger)
         rows.append(row)
     return rows
+
+
+def unexplained(doc: dict[str, Any], alerts: list[dict[str, Any]], since: float,
+                linger: float = LINGER) -> list[dict[str, Any]]:
+    """False alarms: the alerts that started at or after simulated second ``since`` and that no fault accounts
+    for, i.e. none active then (or ended less than ``linger`` before) is named by it, explains it or is blamed on
+    the wrong party by it. Each with its place and ``at`` (simulated seconds)."""
+    started = [sc for sc in doc["scenarios"] if sc.get("started")]
+    out = []
+    for alert, t in zip(alerts, alert_times(doc, alerts)):
+        labels = alert["labels"]
+        if t < since or any(_span(sc, linger)[0] - 1e-6 <= t <= _span(sc, linger)[1]
+                            and (_matches(sc, labels) or _explains(sc, labels) or _wrong(sc, labels))
+                            for sc in started):
+            continue
+        place = {k: labels[k] for k in ("site", "ce", "host", "owner") if k in labels}
+        out.append({"alert": labels.get("alertname", "?"), "blame": blame(labels), **place, "at": t})
+    return sorted(out, key=lambda a: a["at"])
 
 
 def _target(sc: dict[str, Any]) -> str:

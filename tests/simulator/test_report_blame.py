@@ -130,3 +130,29 @@ def test_table_and_json_show_the_column(tmp_path, rows, capsys):
     assert out["site-software"]["wrong_place"] == rows["site-software"]["wrong_place"]
     assert out["site-software"]["wrong_place"][0] == {"alert": "DiracUserJobsFailing", "blame": "user",
                                                       "owner": "bes_prod", "after": pytest.approx(3600)}
+
+
+def test_campaign_window_and_false_alarms():
+    """With ``linger`` (bench/alerts: the same place is hit again later) an alert or DIRAC action long after a
+    fault's end is not its; ``unexplained`` keeps the alerts no fault accounts for (the false alarms)."""
+    doc = {"clock": {"origin_epoch": ORIGIN, "speed": SPEED}, "scenarios": [
+        _sc("heartbeat-loss", 6000, 9000, {"site": USTC},
+            dirac_actions={"StalledJobAgent:Stalled": {"sim": 40000}}),
+        _sc("black-hole-host", 20000, 24000, {"site": PKU, "host": "wn01.pku.edu.cn"}),
+    ]}
+    alerts = [
+        _alert(30000, "DiracHeartbeatLagRising", site=USTC, blame="site"),  # 6 h after the cut: a new event
+        _alert(21000, "DiracBlackHoleHost", site=PKU, host="wn01.pku.edu.cn", blame="host"),
+        _alert(21500, "DiracSiteJobFailureRatioHigh", site=PKU, blame="site"),  # the node's site: wrong place
+        _alert(26000, "DiracBlackHoleHost", site=PKU, host="wn02.pku.edu.cn", blame="host"),  # within the hour
+        # after, at the same site: explained
+        _alert(3000, "DiracSiteNotMatching", site=CLOUD, blame="site"),  # in the warm-up: not counted
+        _alert(12000, "DiracSiteNotMatching", site=CLOUD, blame="site"),  # nothing there: a false alarm
+    ]
+    rows = {r["scenario"]: r for r in report.build(doc, alerts, linger=3600)}
+    assert rows["heartbeat-loss"]["alert"] is None and rows["heartbeat-loss"]["dirac_reacts"] == "none"
+    assert report.build(doc, alerts)[0]["alert_after"] == 24000  # without linger: the demo's report, unchanged
+    assert rows["black-hole-host"]["alert_after"] == 1000 and len(rows["black-hole-host"]["wrong_place"]) == 1
+    false = report.unexplained(doc, alerts, since=5000, linger=3600)
+    assert [(a["alert"], a.get("site"), round(a["at"])) for a in false] == [
+        ("DiracSiteNotMatching", CLOUD, 12000), ("DiracHeartbeatLagRising", USTC, 30000)]
