@@ -338,20 +338,13 @@ def score(doc: dict[str, Any], alerts: list[dict[str, Any]], end: float) -> dict
     }
 
 
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    sign = "-" if seconds < 0 else ""
-    m = int(round(abs(seconds) / 60))
-    return f"{sign}{m // 60}h{m % 60:02d}m" if m >= 60 else f"{sign}{m}m"
-
-
 def render(res: dict[str, Any]) -> str:
     head = ("scenario", "injected", "detected", "first alert p50", "p90", "lead on DIRAC's 1st reaction p50",
             "lead on decisive p50", "wrong place")
-    table = [head] + [(k, str(v["injected"]), str(v["detected"]), _dur(v["median_first_alert_s"]),
-                       _dur(v["p90_first_alert_s"]), _dur(v["median_lead_first_reaction_s"]),
-                       _dur(v["median_lead_decisive_s"]), str(v["wrong_place"])) for k, v in res["kinds"].items()]
+    dur = report.fmt_duration
+    table = [head] + [(k, str(v["injected"]), str(v["detected"]), dur(v["median_first_alert_s"]),
+                       dur(v["p90_first_alert_s"]), dur(v["median_lead_first_reaction_s"]),
+                       dur(v["median_lead_decisive_s"]), str(v["wrong_place"])) for k, v in res["kinds"].items()]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -105,7 +105,8 @@ def _matches(sc: dict[str, Any], labels: dict[str, str]) -> bool:
     return False
 
 
-def _fmt(seconds: float | None) -> str:
+def fmt_duration(seconds: float | None) -> str:
+    """Simulated seconds as 1h05m / 12m / -3m; '-' for none."""
     if seconds is None:
         return "-"
     sign = "-" if seconds < 0 else ""
@@ -275,9 +276,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         alert = r["alert"] or "-"
         if "host_failures_before_alert" in r:
             alert += f" ({r['host_failures_before_alert']} jobs failed)"
-        table.append((r["scenario"], r["target"], alert, _fmt(r["alert_after"]),
-                      r["dirac_reacts"], _fmt(r["dirac_reacts_after"]), _fmt(r["dirac_reacts_lead"]),
-                      r["dirac_decides"], _fmt(r["dirac_decides_after"]), _fmt(r["dirac_decides_lead"]),
+        table.append((r["scenario"], r["target"], alert, fmt_duration(r["alert_after"]),
+                      r["dirac_reacts"], fmt_duration(r["dirac_reacts_after"]), fmt_duration(r["dirac_reacts_lead"]),
+                      r["dirac_decides"], fmt_duration(r["dirac_decides_after"]), fmt_duration(r["dirac_decides_lead"]),
                       _wrong_text(r["wrong_place"])))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
