@@ -59,6 +59,18 @@ def prometheus_config(exporter_addr: str, pushgateway_addr: str, alertmanager_ad
     return cfg
 
 
+
+def wait_until(what, timeout: float, message: str = "", interval: float = 0.2):
+    """Poll ``what()`` until it returns something truthy, for at most ``timeout`` seconds, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = what()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {message or what}")
+        time.sleep(interval)
+
 class Stack:
     """Start with ``start()``, stop with ``stop()``; ``query()`` asks Prometheus, ``alerts()`` Alertmanager."""
 
@@ -135,11 +147,4 @@ class Stack:
 
     def wait_for(self, what, timeout: float, interval: float = 1.0, message: str = ""):
         """Poll ``what()`` until it returns something truthy (bounded), and return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = what()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout:.0f}s for {message or what}")
-            time.sleep(interval)
+        return wait_until(what, timeout, message, interval)

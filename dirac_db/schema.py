@@ -83,8 +83,8 @@ def fetch(python: str = sys.executable) -> None:
 
 
 def statements(sql: str) -> list[str]:
-    """Split a DIRAC .sql file into statements, dropping comments and ``USE``."""
-    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    """Split a DIRAC .sql file into statements, dropping comments (``--``, ``#``) and ``USE``."""
+    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith(("--", "#")))
     out = []
     for stmt in text.split(";"):
         stmt = stmt.strip()

@@ -7,10 +7,11 @@ ProxyDB, ResourceStatusDB) get their tables from DIRAC's DB class when a service
 
 from __future__ import annotations
 
-import re
 from importlib.resources import files
 
 import pymysql
+
+from dirac_db.schema import statements
 
 from .csconfig import DATABASES
 
@@ -26,14 +27,7 @@ def connect(host: str, port: int, user: str) -> pymysql.connections.Connection:
 def sql_statements(logical: str) -> list[str]:
     """The statements of DIRAC's ``<System>System/DB/<logical>.sql`` (none when it only selects the DB)."""
     system = DATABASES[logical]
-    text = files("DIRAC").joinpath(f"{system}System", "DB", f"{logical}.sql").read_text()
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("--", "#")))
-    out = []
-    for stmt in text.split(";"):
-        stmt = stmt.strip()
-        if stmt and not re.match(r"(?i)^use\s", stmt):
-            out.append(stmt)
-    return out
+    return statements(files("DIRAC").joinpath(f"{system}System", "DB", f"{logical}.sql").read_text())
 
 
 def create(conn: pymysql.connections.Connection, names: dict[str, str]) -> None:

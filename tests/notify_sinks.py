@@ -12,19 +12,18 @@ import email
 import email.policy
 import json
 import threading
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import yaml
 from aiosmtpd.controller import Controller
 
 from bes_demo.services import HOST, free_port
+from bes_demo.stack import wait_until  # noqa: F401 - the tests' poll, imported from here
 
-T = TypeVar("T")
 ALERTS = Path(__file__).resolve().parent.parent / "alerts"
 
 
@@ -128,18 +127,6 @@ class WebhookSink:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
-
-
-def wait_until(what: Callable[[], T | None], timeout: float, message: str, interval: float = 0.2) -> T:
-    """Poll ``what()`` until it returns something truthy (bounded in time), and return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = what()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f}s for {message}")
-        time.sleep(interval)
 
 
 def render_alertmanager_config(out: Path, smtp: str, chat_url: str = "", webhook_url: str = "",

@@ -9,6 +9,7 @@ panel query of grafana/dashboards/ as Grafana would, resolving the template vari
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import re
@@ -18,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from dirac_instance import DiracInstance, make_instance
 from prometheus_client import CollectorRegistry, Gauge
 
 from bes_demo.stack import ROOT
+from bes_simulator.writer import utcnow
 from probe_pushgateway.agent.pushgw import Pushgateway
 
 Query = Callable[[str], list]
@@ -44,6 +47,16 @@ def fast_rules(out: Path) -> Path:
     for name, text in build.render_all(values).items():
         (out / name).write_text(text)
     return out
+
+
+def scenario_instance() -> tuple[DiracInstance, Callable[[float], dt.datetime]]:
+    """A DIRAC 8.0 instance (per-host metrics) with the scenario's sites Active, and ``ago(s)``: s seconds
+    before now, the scenario's clock."""
+    inst = make_instance("8.0")
+    now = utcnow()
+    for site in SITES:
+        inst.writer.set_site_status(site, "Active")
+    return inst, lambda seconds: now - dt.timedelta(seconds=seconds)
 
 
 def write_scenario(w, ago) -> None:

@@ -9,12 +9,11 @@ rendered from alerts/src with every ``for:`` shortened; the expressions and thre
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 
 import pytest
-from dirac_instance import drop_instance, make_instance
+from dirac_instance import drop_instance
 from stack_scenario import (
     BH_SITE,
     BROKEN_OWNER,
@@ -23,28 +22,20 @@ from stack_scenario import (
     HB_SITE,
     NM_SITE,
     OK_SITE,
-    SITES,
     fast_rules,
     fill,
     panel_queries,
+    scenario_instance,
 )
 
 from bes_demo.stack import Stack
-from bes_simulator.writer import utcnow
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, mariadb):
     tmp = tmp_path_factory.mktemp("stack")
-    inst = make_instance("8.0")
+    inst, ago = scenario_instance()
     w = inst.writer
-    now = utcnow()
-
-    def ago(seconds: float) -> dt.datetime:
-        return now - dt.timedelta(seconds=seconds)
-
-    for site in SITES:
-        w.set_site_status(site, "Active")
     stack = Stack(tmp, inst.config(instance=DIRAC_INSTANCE), rules_dir=fast_rules(tmp / "rules"))
     try:
         stack.start()

@@ -20,13 +20,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from dirac_instance import DiracInstance, drop_instance, make_instance
+from dirac_instance import DiracInstance, drop_instance
 from notify_sinks import WebhookSink, render_alertmanager_config, wait_until
-from stack_scenario import FAIL_SITE, OK_SITE, SITES, fast_rules, fill, panel_queries, write_scenario
+from stack_scenario import FAIL_SITE, OK_SITE, fast_rules, fill, panel_queries, scenario_instance, write_scenario
 
 from bes_demo.topology import Topology, api, query
 from bes_exporter.labels import FINAL_STATES, PILOT_FINAL_STATES
-from bes_simulator.writer import utcnow
 
 INTERVAL = 1.0  # seconds: scrape, evaluation, VictoriaMetrics' dedup interval
 AM_ARGS = ["--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=2s", "--cluster.peer-timeout=2s"]
@@ -48,15 +47,8 @@ class HA:
 def ha(tmp_path_factory, mariadb) -> HA:
     """The running topology with the e2e scenario written."""
     tmp = tmp_path_factory.mktemp("topology")
-    inst = make_instance("8.0")
+    inst, ago = scenario_instance()
     w = inst.writer
-    now = utcnow()
-
-    def ago(seconds: float) -> dt.datetime:
-        return now - dt.timedelta(seconds=seconds)
-
-    for site in SITES:
-        w.set_site_status(site, "Active")
     with WebhookSink() as hooks:
         # one notification per group and receiver: nothing is re-sent within the test (group_interval 1h)
         am_cfg = render_alertmanager_config(tmp / "alertmanager.yml", "127.0.0.1:9", webhook_url=hooks.url,
